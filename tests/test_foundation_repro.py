@@ -1,0 +1,152 @@
+"""Seeding, config hashing, atomic checkpoints, the model cache, results and claims."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from crowdlib import repro
+from crowdlib.repro import CheckpointError, Claim, Row
+
+
+def _tiny_training_step(seed: int) -> dict[str, torch.Tensor]:
+    g = repro.seed_everything(seed, deterministic=True)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(2, 3, 8, 8, generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=1, shuffle=True,
+                                         generator=g, worker_init_fn=repro.seed_worker)
+    for (xb,) in loader:
+        loss = model(xb).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_seeded_training_is_deterministic():
+    a, b = _tiny_training_step(3), _tiny_training_step(3)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = _tiny_training_step(4)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_seed_must_be_non_negative_int():
+    with pytest.raises(ValueError, match="seed"):
+        repro.seed_everything(-1)
+
+
+def test_config_hash_is_order_independent_and_sensitive():
+    h1 = repro.config_hash({"a": 1, "b": [1, 2], "c": {"x": 0.5}})
+    h2 = repro.config_hash({"c": {"x": 0.5}, "b": (1, 2), "a": 1})
+    assert h1 == h2 and len(h1) == 12
+    assert repro.config_hash({"a": 2, "b": [1, 2], "c": {"x": 0.5}}) != h1
+    with pytest.raises(TypeError, match="cannot hash"):
+        repro.config_hash({"f": object()})
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    obj = {"model": {"w": torch.arange(4.0)}, "history": [{"loss": 0.5}], "name": "x"}
+    path = repro.save_checkpoint(tmp_path / "ck.pt", obj)
+    back = repro.load_checkpoint(path)
+    assert torch.equal(back["model"]["w"], obj["model"]["w"]) and back["history"] == obj["history"]
+
+
+def test_atomic_write_survives_simulated_crash(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    repro.save_checkpoint(path, {"v": torch.tensor([1.0])})
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash during rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        repro.save_checkpoint(path, {"v": torch.tensor([2.0])})
+    monkeypatch.undo()
+    assert torch.equal(repro.load_checkpoint(path)["v"], torch.tensor([1.0]))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")], "temporary file left behind"
+
+
+def test_truncated_checkpoint_raises_clear_error(tmp_path):
+    path = repro.save_checkpoint(tmp_path / "ck.pt", {"v": torch.randn(100)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        repro.load_checkpoint(path)
+
+
+def test_foreign_file_raises_clear_error(tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.save({"state": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="not a crowdlib checkpoint"):
+        repro.load_checkpoint(path)
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(CheckpointError):
+        repro.load_checkpoint(tmp_path / "text.pt")
+
+
+def test_get_or_train_caches_by_config(tmp_path):
+    calls = []
+
+    def train(cfg):
+        calls.append(cfg)
+        return {"w": torch.tensor([cfg["lr"]])}
+
+    r1 = repro.get_or_train({"lr": 0.1}, train, name="toy", cache_dir=tmp_path)
+    r2 = repro.get_or_train({"lr": 0.1}, train, name="toy", cache_dir=tmp_path)
+    r3 = repro.get_or_train({"lr": 0.2}, train, name="toy", cache_dir=tmp_path)
+    assert len(calls) == 2 and torch.equal(r1["w"], r2["w"]) and float(r3["w"]) == pytest.approx(0.2)
+
+
+def test_get_or_train_never_retrains_over_corrupt_cache(tmp_path):
+    train = lambda cfg: {"w": torch.ones(3)}  # noqa: E731
+    repro.get_or_train({"a": 1}, train, name="toy", cache_dir=tmp_path)
+    (path,) = (tmp_path / "toy").glob("*.pt")
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(CheckpointError):
+        repro.get_or_train({"a": 1}, train, name="toy", cache_dir=tmp_path)
+
+
+def test_rows_and_claims():
+    rows = [Row("T3", "both", "AP", [0.8, 0.9], paper=0.7), Row("T3", "none", "AP", [0.5, 0.6]),
+            Row("T3", "both", "MAE", [2.0, 2.0], higher_is_better=False), Row("T3", "none", "MAE", [3.0])]
+    assert rows[0].mean == pytest.approx(0.85) and rows[0].std == pytest.approx(0.0707107, rel=1e-5)
+    claims = repro.evaluate_claims(rows, [Claim("both beats none", "AP", "both", "none"),
+                                          Claim("both has lower MAE", "MAE", "both", "none"),
+                                          Claim("none beats both", "AP", "none", "both")])
+    assert [c.reproduced for c in claims] == [True, True, False]
+    with pytest.raises(ValueError, match="expected one row"):
+        repro.evaluate_claims(rows, [Claim("x", "F1", "both", "none")])
+
+
+def test_results_document_and_check(tmp_path):
+    from crowdlib.report import Reporter
+
+    rep = Reporter("99_toy", profile="smoke", seeds=[0, 1])
+    rows = [Row("T", "a", "F1", [0.9, 0.8], paper=0.7), Row("T", "b", "F1", [0.5, 0.4], paper=0.6)]
+    df = rep.results(rows, [Claim("a beats b", "F1", "a", "b", table="T")])
+    assert bool(df["reproduced"].iloc[0]) and "reproduced" in df["reading"].iloc[0]
+    doc = json.loads((rep.dir / "results.json").read_text())
+    assert set(doc) >= {"rows", "claims", "profile", "seeds", "wall_time_s", "git_sha"}
+    assert repro.check_results(doc) == []
+    doc["claims"][0]["reproduced"] = False
+    assert repro.check_results(doc), "a hand-edited reproduced flag must be detected"
+    assert (rep.dir / "claims.md").is_file() and (rep.dir / "results_table.csv").is_file()
+
+
+def test_provenance_fields():
+    info = repro.provenance()
+    for key in ("git_sha", "git_dirty", "torch", "cuda", "cudnn", "device", "cpu_count", "packages"):
+        assert key in info
+
+
+def test_committed_reports_claims_agree_with_rows():
+    """Every ``reproduced`` flag in the committed reports is what the rows give."""
+    root = Path(__file__).resolve().parents[1] / "reports"
+    for res in sorted(root.glob("*/results.json")):
+        problems = repro.check_results(json.loads(res.read_text()))
+        assert not problems, f"{res}: {problems}"

@@ -1,0 +1,192 @@
+"""Execute the numbered notebooks with papermill and build ``reports/README.md``.
+
+For each ``notebooks/NN_*.ipynb`` (NN < 90; the 9x notebooks are interactive) this runs papermill with the
+parameters of ``params/<profile>/NN_*.yaml`` (plus ``profile=<profile>``), kernel ``crowdlib``, a per-cell
+timeout, and ``CROWDLIB_REPORTS`` pointing at the output folder, so the notebook's tables and figures land in
+``<out>/NN_*/`` next to the executed ``<out>/NN_*.ipynb``. A failing notebook is reported with its failing
+cell and the others still run (``make -k`` semantics); the exit status is non-zero if any failed.
+
+A notebook is re-executed only when its inputs changed: the notebook, its params file, the profile, or any
+``crowdlib/`` source (stamps are kept in ``.cache/reproduce/``, never committed, so a fresh clone runs all).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPERS = {
+    "0": "Setup and data", "1": "Crowd-SDNet", "2": "IIM", "3": "SSR-HEF", "4": "L2R",
+    "5": "Bi-knowledge transfer",
+}
+
+
+def discover(only: list[str] | None) -> list[Path]:
+    nbs = sorted(p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb") if int(p.name[:2]) < 90)
+    if only:
+        nbs = [p for p in nbs if any(p.name.startswith(o) for o in only)]
+    return nbs
+
+
+def input_hash(nb: Path, params: Path | None, profile: str) -> str:
+    h = hashlib.sha256()
+    h.update(profile.encode())
+    h.update(nb.read_bytes())
+    if params is not None:
+        h.update(params.read_bytes())
+    for src in sorted((ROOT / "crowdlib").rglob("*.py")):
+        h.update(str(src.relative_to(ROOT)).encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()
+
+
+def git_sha() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dict:
+    import papermill as pm
+    import yaml
+
+    stem = nb.stem
+    params_file = ROOT / "params" / profile / f"{stem}.yaml"
+    params = {}
+    if params_file.is_file():
+        params = yaml.safe_load(params_file.read_text()) or {}
+        if not isinstance(params, dict):
+            raise ValueError(f"{params_file}: expected a mapping of parameter names to values")
+    else:
+        params_file = None
+    params["profile"] = profile
+    digest = input_hash(nb, params_file, profile)
+    stamp = ROOT / ".cache" / "reproduce" / out.name / f"{stem}.json"
+    out_nb = out / f"{stem}.ipynb"
+    if not force and stamp.is_file() and out_nb.is_file():
+        prev = json.loads(stamp.read_text())
+        if prev.get("input_hash") == digest and prev.get("status") == "ok":
+            print(f"[skip] {stem}: inputs unchanged since its last successful run")
+            return {**prev, "skipped": True}
+    print(f"[run ] {stem} (profile {profile})", flush=True)
+    os.environ["CROWDLIB_REPORTS"] = str(out.resolve())
+    (out / stem).mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    record = {"notebook": stem, "profile": profile, "params_file": str(params_file.relative_to(ROOT)) if params_file
+              else None, "git_sha": git_sha(), "input_hash": digest, "failed_cell": None, "error": None}
+    try:
+        pm.execute_notebook(str(nb), str(out_nb), parameters=params, kernel_name="crowdlib",
+                            execution_timeout=timeout, cwd=str(nb.parent), progress_bar=False, log_output=False)
+        record["status"] = "ok"
+    except pm.PapermillExecutionError as exc:
+        record.update(status="failed", failed_cell=exc.exec_count, error=f"{exc.ename}: {exc.evalue}"[:500])
+    except Exception as exc:  # noqa: BLE001 - a kernel death or timeout must not stop the other notebooks
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
+    record["wall_time_s"] = round(time.time() - t0, 1)
+    (out / stem / "run.json").write_text(json.dumps(record, indent=2))
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(record, indent=2))
+    msg = f"[{record['status']:>4}] {stem} in {record['wall_time_s']:.0f}s"
+    if record["status"] != "ok":
+        msg += f" -- failing cell: execution count {record['failed_cell']} ({record['error']})"
+    print(msg, flush=True)
+    return record
+
+
+def _paper_value(rows: list[dict], setting: str, metric: str, table: str | None) -> float | None:
+    for r in rows:
+        if r["setting"] == setting and r["metric"] == metric and (table is None or r["table"] == table):
+            return r.get("paper")
+    return None
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def write_readme(out: Path) -> Path:
+    """Aggregate every ``<out>/NN_*/run.json`` and ``results.json`` into ``<out>/README.md``."""
+    lines = ["# Reports", "",
+             "Generated by `make reproduce` (`tools/reproduce.py`); do not edit by hand. Each notebook's tables (CSV "
+             "and Markdown), figures (PNG), `results.json` and `provenance.json` are in its folder.", "",
+             "| notebook | status | wall time | profile | git SHA | tables |", "|---|---|---|---|---|---|"]
+    results = {}
+    for run in sorted(out.glob("[0-9][0-9]_*/run.json")):
+        r = json.loads(run.read_text())
+        stem = run.parent.name
+        tables = sorted(p.name for p in run.parent.glob("*.md"))
+        links = ", ".join(f"[{t[:-3]}]({stem}/{t})" for t in tables) or "-"
+        status = r["status"] if r["status"] == "ok" else f"**{r['status']}** (cell {r.get('failed_cell')})"
+        sha = (r.get("git_sha") or "")[:10]
+        lines.append(f"| [{stem}]({stem}.ipynb) | {status} | {r['wall_time_s']:.0f} s | {r['profile']} | {sha} | {links} |")
+        res = run.parent / "results.json"
+        if res.is_file():
+            results[stem] = json.loads(res.read_text())
+    lines += ["", "## Reproduction scorecard", "",
+              "A claim is a comparison the paper makes; `reproduced` is computed from our means over seeds.", ""]
+    by_paper: dict[str, list[tuple[str, dict, list]]] = {}
+    for stem, doc in results.items():
+        by_paper.setdefault(PAPERS.get(stem[0], "Other"), []).append((stem, doc, doc.get("claims", [])))
+    if not by_paper:
+        lines.append("No notebook has written claims yet.")
+    for paper, items in by_paper.items():
+        claims = [(stem, doc, c) for stem, doc, cs in items for c in cs]
+        n_ok = sum(bool(c["reproduced"]) for _, _, c in claims)
+        lines += [f"### {paper}: {n_ok} of {len(claims)} claims reproduced", ""]
+        if claims:
+            lines += ["| notebook | claim | metric | ours (better vs worse) | paper (better vs worse) | reproduced |",
+                      "|---|---|---|---|---|---|"]
+        for stem, doc, c in claims:
+            pb = _paper_value(doc["rows"], c["better"], c["metric"], c.get("table"))
+            pw = _paper_value(doc["rows"], c["worse"], c["metric"], c.get("table"))
+            lines.append(f"| {stem} | {c['text']} | {c['metric']} | {_fmt(c.get('better_mean'))} vs "
+                         f"{_fmt(c.get('worse_mean'))} | {_fmt(pb)} vs {_fmt(pw)} | "
+                         f"{'yes' if c['reproduced'] else '**no**'} |")
+        lines.append("")
+    path = out / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="default", help="parameter profile: a folder under params/ (default: default)")
+    ap.add_argument("--out", default="reports", help="output folder for executed notebooks and their tables")
+    ap.add_argument("--only", nargs="*", default=None, help="run only notebooks whose names start with these prefixes")
+    ap.add_argument("--timeout", type=int, default=3600, help="per-cell execution timeout in seconds")
+    ap.add_argument("--force", action="store_true", help="re-execute even notebooks whose inputs did not change")
+    ap.add_argument("--readme-only", action="store_true", help="only rebuild <out>/README.md from existing runs")
+    args = ap.parse_args(argv)
+    if not (ROOT / "params" / args.profile).is_dir():
+        ap.error(f"unknown profile {args.profile!r}: no folder params/{args.profile}")
+    out = (ROOT / args.out) if not os.path.isabs(args.out) else Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    if not args.readme_only:
+        nbs = discover(args.only)
+        if not nbs:
+            print("no notebook matched", file=sys.stderr)
+            return 2
+        for nb in nbs:
+            rec = run_one(nb, out, args.profile, args.timeout, args.force)
+            if rec["status"] != "ok":
+                failed.append(f"{nb.stem} (cell {rec.get('failed_cell')}: {rec.get('error')})")
+    readme = write_readme(out)
+    print(f"wrote {readme}")
+    if failed:
+        print("FAILED notebooks:\n  " + "\n  ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
