@@ -116,3 +116,17 @@ def test_vectorised_matches_bruteforce_on_random_points():
     inside = dd <= radius
     np.testing.assert_allclose(p.sizes, (inside * d[None]).sum(1) / inside.sum(1), rtol=1e-5)
     np.testing.assert_array_equal(p.crowdedness, inside.sum(1))
+
+
+def test_neighbor_limit_matches_bruteforce():
+    rng = np.random.default_rng(4)
+    pts = rng.uniform(0, 100, (80, 2))
+    p = luda_sizes(pts, 100, K=2, beta=1.0, r=3, min_size=0.0, neighbor_limit=7)
+    dd = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    d = np.sort(dd, axis=1)[:, 1:3].mean(axis=1)
+    radius = (pts[:, 1].max() - pts[:, 1].min()) / 3
+    order = np.argsort(dd, axis=1, kind="stable")
+    for j in range(len(pts)):
+        members = [i for i in order[j] if dd[j, i] <= radius][:7]
+        assert p.crowdedness[j] == len(members)
+        assert p.sizes[j] == pytest.approx(d[members].mean(), rel=1e-5)

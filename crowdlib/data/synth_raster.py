@@ -36,6 +36,10 @@ class ShapePixels:
     u: np.ndarray
     v: np.ndarray
 
+    def select(self, mask: np.ndarray) -> ShapePixels:
+        """The pixels where ``mask`` is true."""
+        return ShapePixels(self.sid[mask], self.row[mask], self.col[mask], self.u[mask], self.v[mask])
+
 
 def shape_pixels(cx: np.ndarray, cy: np.ndarray, hx: np.ndarray, hy: np.ndarray, height: int,
                  width: int) -> ShapePixels:
@@ -74,7 +78,8 @@ def composite(image: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray, np.n
         image: the canvas.
         layers: a list of ``(flat_index, depth, colour, keep)`` tuples: ``flat_index`` ``(P,)`` row-major pixel
             index, ``depth`` ``(P,)`` int64 (unique per shape; larger is nearer), ``colour`` ``(P, 3)`` float,
-            ``keep`` ``(P,)`` bool (the pixel belongs to the shape, not just to its bounding box).
+            ``keep`` ``(P,)`` bool (the pixel belongs to the shape, not just to its bounding box) or ``None``
+            (all pixels belong to it).
 
     Returns:
         For each layer, a ``(P_kept,)`` bool array telling which of its kept pixels are visible in the result.
@@ -83,9 +88,12 @@ def composite(image: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray, np.n
     zbuf = np.full(h * w, -1, dtype=np.int64)
     kept = []
     for idx, depth, colour, keep in layers:
-        idx_k, depth_k = idx[keep], depth[keep]
+        if keep is None:
+            idx_k, depth_k, col_k = idx, depth, colour
+        else:
+            idx_k, depth_k, col_k = idx[keep], depth[keep], colour[keep]
         np.maximum.at(zbuf, idx_k, depth_k)
-        kept.append((idx_k, depth_k, colour[keep]))
+        kept.append((idx_k, depth_k, col_k))
     flat = image.reshape(-1, 3)
     visible = []
     for idx_k, depth_k, col_k in kept:

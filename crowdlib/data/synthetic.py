@@ -416,52 +416,57 @@ def _background(rng, cfg, geo, palette_cols) -> tuple[np.ndarray, str]:
 
 
 def _people_layers(rng, cfg, geo, centers, sizes, depth0):
-    """Build z-buffer layers for bodies and heads of people sorted far to near."""
+    """Build z-buffer layers (legs, bodies, heads) of people sorted far to near.
+
+    Person ``i`` draws its legs and torso at depth ``depth0 + 2 i`` and its head at ``depth0 + 2 i + 1``, so a
+    nearer person's body hides farther heads. Returns ``(layers, head_pixels, info)``; the head layer is last.
+    """
     h, w = geo.height, geo.width
     n = len(centers)
+    f32 = np.float32
     cx, cy = centers[:, 0], centers[:, 1]
-    skin = SKIN[rng.integers(len(SKIN), size=n)] * rng.uniform(0.9, 1.05, (n, 1))
-    hair = HAIR[rng.integers(len(HAIR), size=n)] * rng.uniform(0.85, 1.15, (n, 1))
-    hat = rng.uniform(20, 240, (n, 3))
-    clothes = rng.uniform(15, 230, (n, 3)) * rng.uniform(0.5, 1.0, (n, 1))
+    skin = (SKIN[rng.integers(len(SKIN), size=n)] * rng.uniform(0.9, 1.05, (n, 1))).astype(f32)
+    hair = (HAIR[rng.integers(len(HAIR), size=n)] * rng.uniform(0.85, 1.15, (n, 1))).astype(f32)
+    hat = rng.uniform(20, 240, (n, 3)).astype(f32)
+    clothes = (rng.uniform(15, 230, (n, 3)) * rng.uniform(0.5, 1.0, (n, 1))).astype(f32)
+    trousers = rng.uniform(20, 110, (n, 3)).astype(f32)
     has_hat = rng.random(n) < cfg.hat_prob
     back = rng.random(n) < cfg.back_prob
     turn = rng.uniform(-cfg.turn_max, cfg.turn_max, n) * rng.random(n)
-    # bodies: torso superellipse hanging below the head
     blen = cfg.body_length * rng.uniform(0.85, 1.15, n)
     bhx = 0.95 * sizes * rng.uniform(0.85, 1.1, n)
+    # torso: superellipse top (shoulders), straight sides below the centre
     bhy = 0.5 * blen * sizes + 0.3 * sizes
     bcy = cy + 0.3 * sizes + bhy
     bp = shape_pixels(cx, bcy, bhx, bhy, h, w)
-    in_body = (np.abs(bp.u) ** 2.5 + np.abs(np.minimum(bp.v, 0)) ** 2.5 * 1.0) <= 1.0
-    in_body &= bp.v <= 1.0
-    shade_b = np.clip(1.0 - 0.25 * bp.v - 0.15 * bp.u, 0.5, 1.3)[:, None]
-    bcol = clothes[bp.sid] * shade_b
+    bp = bp.select((np.abs(bp.u) ** 2.5 + np.abs(np.minimum(bp.v, 0)) ** 2.5 <= 1.0) & (bp.v <= 1.0))
+    bcol = clothes[bp.sid] * np.clip(1.0 - 0.25 * bp.v - 0.15 * bp.u, 0.5, 1.3)[:, None]
+    # legs below long torsos (street scenes): two dark columns
+    has_legs = blen >= 1.8
+    lhy = np.where(has_legs, 0.5 * blen * sizes, 0.0)
+    lp = shape_pixels(cx, bcy + bhy + lhy, np.where(has_legs, 0.8 * bhx, 0.0), lhy, h, w)
+    lp = lp.select(has_legs[lp.sid] & (np.abs(lp.u) >= 0.08) & (np.abs(lp.u) <= 1.0))
+    lcol = trousers[lp.sid] * np.clip(1.0 - 0.2 * lp.v, 0.6, 1.2)[:, None]
     # heads: ellipse with face / hair / hat regions
-    hx = 0.5 * HEAD_ASPECT * sizes
-    hy = 0.5 * sizes
-    hp = shape_pixels(cx, cy, hx, hy, h, w)
+    hp = shape_pixels(cx, cy, 0.5 * HEAD_ASPECT * sizes, 0.5 * sizes, h, w)
+    hp = hp.select(hp.u * hp.u + hp.v * hp.v <= 1.0)
     u, v, sid = hp.u, hp.v, hp.sid
-    in_head = u * u + v * v <= 1.0
-    t = turn[sid]
+    t = turn[sid].astype(f32)
     fx = 0.62 * (1 - 0.45 * np.abs(t))
-    face = ((u - 0.45 * t) / fx) ** 2 + ((v - 0.2) / 0.72) ** 2 <= 1.0
-    face &= ~back[sid]
+    face = (((u - 0.45 * t) / fx) ** 2 + ((v - 0.2) / 0.72) ** 2 <= 1.0) & ~back[sid]
     hcol = np.where(face[:, None], skin[sid], hair[sid])
     eyes = face & (sizes[sid] >= 10) & (np.abs(v - 0.05) < 0.1)
     eyes &= (np.abs(u - 0.45 * t - 0.28) < 0.09) | (np.abs(u - 0.45 * t + 0.28) < 0.09)
-    hcol = np.where(eyes[:, None], np.float32(30.0), hcol)
-    hatm = has_hat[sid] & (v < -0.2)
-    hcol = np.where(hatm[:, None], hat[sid], hcol)
-    shade_h = np.clip(1.08 - 0.12 * u - 0.15 * v - 0.12 * (u * u + v * v), 0.6, 1.25)[:, None]
-    hcol = hcol * shade_h
-    b_idx = bp.row * w + bp.col
-    h_idx = hp.row * w + hp.col
-    order = np.arange(n, dtype=np.int64)
-    b_depth = depth0 + 2 * order[bp.sid]
-    h_depth = depth0 + 2 * order[hp.sid] + 1
+    hcol = np.where(eyes[:, None], f32(30.0), hcol)
+    hcol = np.where((has_hat[sid] & (v < -0.2))[:, None], hat[sid], hcol)
+    hcol = hcol * np.clip(1.08 - 0.12 * u - 0.15 * v - 0.12 * (u * u + v * v), 0.6, 1.25)[:, None]
+    layers = [
+        (lp.row * w + lp.col, depth0 + 2 * lp.sid, lcol, None),
+        (bp.row * w + bp.col, depth0 + 2 * bp.sid, bcol, None),
+        (hp.row * w + hp.col, depth0 + 2 * hp.sid + 1, hcol, None),
+    ]
     info = dict(turn=turn, has_hat=has_hat, back=back)
-    return (b_idx, b_depth, bcol, in_body), (h_idx, h_depth, hcol, in_head), hp, in_head, info
+    return layers, hp, info
 
 
 def _distractor_layer(rng, cfg, geo, centers, sizes):
@@ -547,15 +552,15 @@ def render_scene(preset: str | SceneConfig, seed: int, index: int, *, height: in
     dsz = geo.size_at(dy) * rng.uniform(0.7, 1.6, m) if cfg.size_mode == "perspective" else \
         np.exp(rng.uniform(np.log(geo.s_far), np.log(geo.s_near), m))
     d_layer, d_boxes = _distractor_layer(rng, cfg, geo, dc, np.maximum(dsz, cfg.min_head_px))
-    body_l, head_l, hp, in_head, info = _people_layers(rng, cfg, geo, centers, sizes, depth0=m)
-    vis = composite(img, [d_layer, body_l, head_l])
+    layers, hp, info = _people_layers(rng, cfg, geo, centers, sizes, depth0=m)
+    vis = composite(img, [d_layer, *layers])
     # visibility of heads -> occlusion, visible boxes
-    hsid = hp.sid[in_head]
+    hsid = hp.sid
     total = np.bincount(hsid, minlength=n).astype(np.float64)
-    vwin = vis[2]
+    vwin = vis[-1]
     visible = np.bincount(hsid[vwin], minlength=n).astype(np.float64)
     occl = np.where(total > 0, 1.0 - visible / np.maximum(total, 1), 1.0)
-    rows, cols = hp.row[in_head][vwin], hp.col[in_head][vwin]
+    rows, cols = hp.row[vwin], hp.col[vwin]
     vs = hsid[vwin]
     x1 = np.full(n, np.inf)
     y1 = np.full(n, np.inf)
@@ -585,7 +590,7 @@ def render_scene(preset: str | SceneConfig, seed: int, index: int, *, height: in
     # annotations
     centers_k, sizes_k = centers[keep], sizes[keep]
     pts = centers_k + rng.normal(0, cfg.point_jitter, (n, 2))[keep] * sizes_k[:, None]
-    pts = np.clip(pts, 0.0, np.nextafter(np.array([w, h], np.float64), 0))
+    pts = np.clip(pts.astype(np.float32), np.float32(0), np.nextafter(np.array([w, h], np.float32), np.float32(0)))
     boxes = np.stack([x1, y1, x2, y2], 1)[keep]
     meta = {
         "sizes": sizes_k.astype(np.float32),

@@ -13,8 +13,9 @@ Protocol (the NWPU-Crowd reference evaluator, as used by IIM and Crowd-SDNet Tab
 - counting MAE / MSE (root of the mean squared error) / NAE (images with zero heads skipped) from the same data.
 
 Implementation: all images are put in one coordinate frame (image ``k`` shifted along x by ``k`` times a stride
-larger than any image plus the largest radius, so no cross-image pair is within reach); one
-``cKDTree.query_ball_point`` call with each head's larger sigma gives all candidate pairs, exact float64 distances
+larger than any image plus the largest radius, so no cross-image pair is within reach); ``cKDTree`` pair queries
+(heads grouped by radius octave, each group queried at its largest radius) give all candidate pairs within each
+head's larger sigma, exact float64 distances
 are recomputed from the unshifted coordinates and filtered by each head's own sigma, and
 ``scipy.sparse.csgraph.maximum_bipartite_matching`` (Hopcroft-Karp) matches the whole block-diagonal graph at
 once. Any maximum matching has the same TP/FP/FN totals; which heads are matched (hence per-level recall) may
@@ -22,7 +23,6 @@ differ slightly from the reference's depth-first search order (about 1e-3 on NWP
 """
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import maximum_bipartite_matching
-from scipy.spatial import cKDTree
 
+from crowdlib.metrics._pairs import as_points as _as_points
+from crowdlib.metrics._pairs import candidate_pairs as _candidate_pairs
 from crowdlib.metrics.counting import count_metrics
 
 __all__ = [
@@ -47,61 +48,8 @@ __all__ = [
 SIGMA_NAMES = ("sigma_s", "sigma_l")
 
 
-def _as_points(value: Any, what: str) -> np.ndarray:
-    pts = getattr(value, "points", value)
-    arr = np.asarray(pts, dtype=np.float64)
-    if arr.size == 0:
-        return arr.reshape(0, 2)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"{what}: points must have shape (N, 2), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what}: points contain NaN or inf")
-    return arr
-
-
 def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den > 0 else 0.0
-
-
-def _candidate_pairs(
-    pred_pts: Sequence[np.ndarray], gt_pts: Sequence[np.ndarray], radius: float | np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All (gt, pred) pairs of the same image with ``distance <= radius`` of the gt (inclusive).
-
-    ``radius`` is a scalar or one value per gt point (over the concatenation of ``gt_pts``). Returns global gt
-    index, global pred index, exact float64 distance of each pair, plus the concatenated gt and pred point arrays
-    and their image indices.
-    """
-    n = len(gt_pts)
-    g_counts = np.fromiter((len(g) for g in gt_pts), dtype=np.int64, count=n)
-    p_counts = np.fromiter((len(p) for p in pred_pts), dtype=np.int64, count=n)
-    g_all = np.concatenate([np.asarray(g, np.float64).reshape(-1, 2) for g in gt_pts]) if n else np.zeros((0, 2))
-    p_all = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in pred_pts]) if n else np.zeros((0, 2))
-    g_img = np.repeat(np.arange(n), g_counts)
-    p_img = np.repeat(np.arange(n), p_counts)
-    empty = np.zeros(0, dtype=np.int64)
-    if len(g_all) == 0 or len(p_all) == 0:
-        return empty, empty, np.zeros(0), g_all, p_all, g_img, p_img
-    r = np.broadcast_to(np.asarray(radius, dtype=np.float64), (len(g_all),))
-    both = np.concatenate([g_all, p_all])
-    lo = both.min(axis=0)
-    span = float(np.max(both.max(axis=0) - lo))
-    stride = span + 2.0 * float(r.max()) + 16.0  # images side by side along x, out of each other's reach
-    g_shift = g_all - lo
-    p_shift = p_all - lo
-    g_shift[:, 0] += g_img * stride
-    p_shift[:, 0] += p_img * stride
-    reach = r * (1.0 + 1e-9) + 1e-6  # slack for the shifted frame; the exact test is redone below
-    lists = cKDTree(p_shift).query_ball_point(g_shift, reach, return_sorted=False)
-    lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    pj = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lens.sum()))
-    gi = np.repeat(np.arange(len(g_all)), lens)
-    keep = g_img[gi] == p_img[pj]
-    gi, pj = gi[keep], pj[keep]
-    diff = g_all[gi] - p_all[pj]
-    dist = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
-    keep = dist <= r[gi]
-    return gi[keep], pj[keep], dist[keep], g_all, p_all, g_img, p_img
 
 
 def _max_matching(gi: np.ndarray, pj: np.ndarray, n_gt: int, n_pred: int) -> np.ndarray:

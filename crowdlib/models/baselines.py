@@ -99,6 +99,7 @@ def _predictor(cfg: Mapping[str, Any], out_activation: str) -> ConfidencePredict
         fpn_channels=int(cfg.get("fpn_channels", 64)),
         head_channels=int(cfg.get("head_channels", 32)),
         out_activation=out_activation,
+        head_full_res=bool(cfg.get("head_full_res", True)),
     )
 
 

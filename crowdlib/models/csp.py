@@ -142,6 +142,8 @@ class CSPDetector(nn.Module):
             raise ValueError(f"CSPDetector expects (B, 3, H, W) images, got {tuple(x.shape)}")
         feats = self.backbone(x)
         f = self.decoder(feats)
+        h, w = -(-x.shape[-2] // self.stride), -(-x.shape[-1] // self.stride)
+        f = f[..., :h, :w]  # the decoder rounds up to whole C3 cells; keep ceil(H / stride) x ceil(W / stride)
         out = {"center_logits": self.center_head(f), "log_size": self.size_head(f)}
         if self.offset_head is not None:
             out["offset"] = self.offset_head(f)

@@ -204,8 +204,10 @@ class ConfidencePredictor(nn.Module):
 
     The backbone (``crowdlib.models.backbones.build_backbone``) gives c2..c5 at strides 4..32; 1x1 laterals
     to ``fpn_channels`` and a top-down sum build P2..P5; P3..P5 are upsampled to P2, concatenated and fused by a
-    3x3 convolution; two (3x3 conv, ReLU, x2 bilinear upsample) stages bring the map to full resolution and a 1x1
-    convolution with a sigmoid gives the confidence. ``self.feature_stride`` is the stride of the feature
+    3x3 convolution; two (x2 bilinear upsample, 3x3 conv, ReLU) stages bring the features to full resolution and a
+    1x1 convolution with a sigmoid gives the confidence. With ``head_full_res=False`` (the CPU profiles) the second
+    stage is skipped: the 1x1 convolution runs at stride 2 and its logits are upsampled bilinearly to full
+    resolution before the sigmoid (about half the cost of the whole network at 128 px). ``self.feature_stride`` is the stride of the feature
     handed to threshold encoders (P3, stride 8 for the 4/8/16/32 backbones).
 
     Args:
@@ -214,6 +216,7 @@ class ConfidencePredictor(nn.Module):
         fpn_channels: FPN width.
         head_channels: width of the upsampling head.
         out_activation: ``"sigmoid"`` (IIM confidence, dot-map classifier) or ``"relu"`` (density regression).
+        head_full_res: run the last 3x3 convolution at full resolution (paper) or stop at stride 2.
     """
 
     def __init__(
@@ -223,6 +226,7 @@ class ConfidencePredictor(nn.Module):
         fpn_channels: int = 64,
         head_channels: int = 32,
         out_activation: str = "sigmoid",
+        head_full_res: bool = True,
     ) -> None:
         super().__init__()
         if out_activation not in ("sigmoid", "relu", "none"):
@@ -234,17 +238,21 @@ class ConfidencePredictor(nn.Module):
         self.fuse = nn.Sequential(
             nn.Conv2d(4 * fpn_channels, fpn_channels, 3, padding=1), nn.BatchNorm2d(fpn_channels), nn.ReLU(inplace=True)
         )
-        self.head = nn.Sequential(
+        layers: list[nn.Module] = [
             nn.Conv2d(fpn_channels, head_channels, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
             nn.Conv2d(head_channels, head_channels, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            nn.Conv2d(head_channels, head_channels, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(head_channels, 1, 1),
-        )
+        ]
+        if head_full_res:
+            layers += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(head_channels, head_channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+            ]
+        layers.append(nn.Conv2d(head_channels, 1, 1))
+        self.head = nn.Sequential(*layers)
         self.out_activation = out_activation
         self.feature_channels = fpn_channels
         self.feature_stride = int(self.backbone.strides["c3"])
@@ -390,6 +398,7 @@ def _predictor_from_cfg(cfg: Mapping[str, Any], out_activation: str = "sigmoid")
         fpn_channels=int(cfg.get("fpn_channels", 64)),
         head_channels=int(cfg.get("head_channels", 32)),
         out_activation=out_activation,
+        head_full_res=bool(cfg.get("head_full_res", True)),
     )
 
 

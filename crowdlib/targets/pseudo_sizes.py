@@ -104,23 +104,25 @@ def gak_sizes(
 
 def _region_means(pts: np.ndarray, d: np.ndarray, radius: float,
                   limit: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``d`` and count over each head's circle (itself included), vectorised."""
+    """Mean of ``d`` and count over each head's circle (itself included), vectorised.
+
+    With ``limit`` only the ``limit`` nearest heads inside the circle count; the k-limited query is
+    run only for the heads whose circle holds more than ``limit`` heads.
+    """
     n = len(pts)
     tree = cKDTree(pts)
-    if limit is not None and limit < n:
-        lim = max(1, int(limit))
-        dist, idx = tree.query(pts, k=lim, distance_upper_bound=radius * (1 + 1e-12) + 1e-12)
-        dist = dist.reshape(n, lim)
-        idx = idx.reshape(n, lim)
-        inside = np.isfinite(dist)
-        vals = np.where(inside, d[np.minimum(idx, n - 1)], 0.0)
-        count = inside.sum(axis=1)
-        return vals.sum(axis=1) / count, count
     pairs = tree.query_pairs(r=radius, output_type="ndarray")  # i < j, distance <= radius
     ends = np.concatenate([pairs[:, 0], pairs[:, 1]])
     others = np.concatenate([pairs[:, 1], pairs[:, 0]])
     count = 1 + np.bincount(ends, minlength=n)
     total = d + np.bincount(ends, weights=d[others], minlength=n)
+    if limit is not None:
+        lim = max(1, int(limit))
+        over = np.flatnonzero(count > lim)
+        if len(over):
+            _, idx = tree.query(pts[over], k=lim)
+            total[over] = d[idx.reshape(len(over), lim)].sum(axis=1)
+            count[over] = lim
     return total / count, count
 
 

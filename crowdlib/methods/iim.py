@@ -1,0 +1,539 @@
+"""IIM recipes: data, targets, training, inference, decoding and scoring (used by notebooks 20-23 and 91).
+
+Everything is driven by one flat, hashable config dict (see :data:`DEFAULTS`), so that
+``crowdlib.repro.get_or_train(cfg, train_iim, name="iim")`` shares a trained model between notebooks whose
+configs coincide. The keys:
+
+- ``model``: ``"iim"`` (confidence predictor + optional threshold encoder), ``"iim_density"`` (density map,
+  GPR-like peaks) or ``"iim_dotmap"`` (dilated dot map, local maxima); the network keys of
+  :func:`crowdlib.models.iim.build_iim` (``encoder``, ``l1_area``, ``k``, ``backbone``, ``fpn_channels``...).
+- ``data``: ``{"kind": "synthetic", "presets": [...], "n": per preset, "seed", "height", "width"}`` or
+  ``{"kind": "shanghaitech", "root": str, "part": "B"}``. The validation split (``val_fraction``) is carved from
+  these training images with ``split_seed``; test images are never used for training or selection.
+- ``target``: instance maps from true boxes (``inst_min_half``/``inst_max_half``) when the records have boxes;
+  from points with a fixed size (``point_size``) and IIM's overlap removal otherwise (the authors' issue-tracker
+  fallback; they used a separately trained scale network). Density maps: fixed Gaussian ``density_sigma``.
+  Dot maps: crosses of arm ``dot_radius``.
+- optimisation: Adam, ``lr`` (confidence predictor) and ``lr_encoder`` (threshold encoder; the paper uses a
+  10x smaller rate: 1e-5 / 1e-6), ``weight_decay``, poly decay (power ``poly_power``) over ``steps`` steps of
+  ``batch_size`` random ``crop`` crops (scale jitter ``scale_range``, flips); ``eval_every`` steps the model is
+  scored on the validation images and the best F1 (sigma_l) checkpoint is kept.
+
+Decoding (Sec. 3.3): 4-connected components of the binary map with at least ``min_area`` pixels (3); the
+centroid of a component is a head, the count is the number of components.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from crowdlib.data.records import CrowdRecord
+from crowdlib.device import autocast, pick_device
+from crowdlib.engine import train_one_epoch
+from crowdlib.models.baselines import cruciform_map, local_maxima
+from crowdlib.models.iim import sliding_window_predict
+from crowdlib.models.registry import build_model
+from crowdlib.repro import seed_everything
+
+__all__ = [
+    "DEFAULTS",
+    "make_config",
+    "load_records",
+    "IIMTargets",
+    "gt_for_scoring",
+    "train_iim",
+    "load_trained",
+    "predict_maps",
+    "decode_components",
+    "decode_iim",
+    "decode_baseline",
+    "score_points",
+    "evaluate_model",
+    "choose_decode_params",
+    "threshold_stats",
+]
+
+#: Defaults of every config key (the tiny CPU profile; notebooks override from their params files).
+DEFAULTS: dict[str, Any] = {
+    "model": "iim",
+    "encoder": "pbm",
+    "l1_area": "both",
+    "k": 0.2,
+    "fixed_threshold": 0.5,
+    "backbone": "tiny",
+    "pretrained": False,
+    "fpn_channels": 32,
+    "head_channels": 16,
+    "head_full_res": False,
+    "pbm_widths": [64, 32, 16],
+    "pbm_pool": 15,
+    "pbm_scale": 10.0,
+    "activation": "compressed",
+    "w_mse": 1.0,
+    "w_l1": 1.0,
+    "density_scale": 100.0,
+    "density_sigma": 4.0,
+    "dot_radius": 2,
+    "data": {"kind": "synthetic", "presets": ["crowd_a", "crowd_b"], "n": 60, "seed": 1, "height": 256, "width": 256},
+    "val_fraction": 0.15,
+    "split_seed": 0,
+    "inst_min_half": 3.0,
+    "inst_max_half": 25.0,
+    "point_size": 16.0,
+    "crop": 128,
+    "scale_range": [0.8, 1.2],
+    "color_jitter": 0.1,
+    "batch_size": 8,
+    "steps": 600,
+    "eval_every": 200,
+    "lr": 1e-3,
+    "lr_encoder": 1e-4,
+    "weight_decay": 1e-5,
+    "poly_power": 0.9,
+    "min_area": 3,
+    "eval_window": 1024,
+    "seed": 0,
+}
+
+# decode grids searched on validation images for the baselines (never on test images)
+DENSITY_THRESHOLDS = tuple(float(v) for v in np.geomspace(0.02, 2.0, 24))
+DOTMAP_THRESHOLDS = tuple(float(v) for v in np.linspace(0.1, 0.95, 18))
+PEAK_WINDOWS = (3, 5, 7)
+
+
+def make_config(**overrides: Any) -> dict[str, Any]:
+    """:data:`DEFAULTS` with ``overrides`` applied (a ``data`` override is merged into the default ``data``).
+
+    Raises:
+        ValueError: on an unknown key.
+    """
+    bad = sorted(set(overrides) - set(DEFAULTS))
+    if bad:
+        raise ValueError(f"make_config: unknown config key(s) {bad}; valid keys: {sorted(DEFAULTS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    for k, v in overrides.items():
+        if k == "data" and isinstance(v, Mapping):
+            d = dict(cfg["data"]) if v.get("kind", cfg["data"]["kind"]) == cfg["data"]["kind"] else {}
+            d.update(v)
+            cfg["data"] = d
+        else:
+            cfg[k] = copy.deepcopy(v)
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_records(data: Mapping[str, Any], split: str = "train") -> list[CrowdRecord]:
+    """Records of a data spec.
+
+    Synthetic: ``n`` scenes of each preset rendered with ``seed`` (train) or ``seed + 1000`` (``split="test"``),
+    so that train and test never share a scene. ShanghaiTech: ``read_shanghaitech(root, part, split)``.
+
+    Raises:
+        ValueError: on an unknown data kind or split.
+    """
+    kind = data.get("kind")
+    if split not in ("train", "test"):
+        raise ValueError(f"load_records: split must be 'train' or 'test', got {split!r}")
+    if kind == "synthetic":
+        from crowdlib import paths
+        from crowdlib.data.synthetic import SyntheticCrowds
+
+        seed = int(data.get("seed", 1)) + (1000 if split == "test" else 0)
+        recs: list[CrowdRecord] = []
+        for preset in data.get("presets", ["crowd_a"]):
+            ds = SyntheticCrowds(preset, int(data.get("n", 60)), seed=seed, height=data.get("height"),
+                                 width=data.get("width"), cache_dir=paths.cache_dir() / "synthetic")
+            recs.extend(ds[i] for i in range(len(ds)))
+        return recs
+    if kind == "shanghaitech":
+        from crowdlib.data.formats import read_shanghaitech
+
+        return list(read_shanghaitech(data["root"], data.get("part", "B"), split))
+    raise ValueError(f"load_records: unknown data kind {kind!r} (expected 'synthetic' or 'shanghaitech')")
+
+
+class IIMTargets:
+    """Target builder for :class:`crowdlib.data.datasets.CrowdDataset` (called on the transformed sample).
+
+    Args:
+        kind: ``"instance"``, ``"density"`` or ``"dotmap"``.
+        min_half, max_half: instance-map half-size clamp (IIM: 3 and 25 px).
+        point_size: square head size (px at the record's scale) used when the sample has no boxes.
+        density_sigma: Gaussian sigma of the density map.
+        dot_radius: arm length of the dot-map crosses.
+
+    Returns from ``__call__``: ``{kind: (1, H, W) float32 tensor}``.
+    """
+
+    def __init__(self, kind: str = "instance", min_half: float = 3.0, max_half: float = 25.0, point_size: float = 16.0,
+                 density_sigma: float = 4.0, dot_radius: int = 2) -> None:
+        if kind not in ("instance", "density", "dotmap"):
+            raise ValueError(f"IIMTargets: kind must be 'instance', 'density' or 'dotmap', got {kind!r}")
+        self.kind = kind
+        self.min_half = float(min_half)
+        self.max_half = float(max_half)
+        self.point_size = float(point_size)
+        self.density_sigma = float(density_sigma)
+        self.dot_radius = int(dot_radius)
+
+    def __call__(self, sample: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        img = sample["image"]
+        shape = (int(img.shape[-2]), int(img.shape[-1]))
+        pts = np.asarray(sample["points"], dtype=np.float64).reshape(-1, 2)
+        boxes = sample.get("boxes")
+        boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if self.kind == "instance":
+            from crowdlib.targets.instance import instance_map_from_boxes, instance_map_from_points
+
+            if boxes is not None and len(boxes) == len(pts) and (len(pts) == 0 or boxes.any()):
+                m = instance_map_from_boxes(pts, boxes, shape, min_half=self.min_half, max_half=self.max_half)
+            else:
+                size = self.point_size * float(sample.get("scale", 1.0))
+                m = instance_map_from_points(pts, size, shape, min_half=self.min_half, max_half=self.max_half)
+        elif self.kind == "density":
+            from crowdlib.targets.density import density_map
+
+            m = density_map(pts, shape, sigma=self.density_sigma)
+        else:
+            m = cruciform_map(pts, shape, radius=self.dot_radius)
+        return {self.kind: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None]}
+
+
+def _target_kind(cfg: Mapping[str, Any]) -> str:
+    return {"iim": "instance", "iim_density": "density", "iim_dotmap": "dotmap"}[cfg["model"]]
+
+
+def targets_for(cfg: Mapping[str, Any]) -> IIMTargets:
+    """The :class:`IIMTargets` of a config."""
+    return IIMTargets(_target_kind(cfg), cfg["inst_min_half"], cfg["inst_max_half"], cfg["point_size"],
+                      cfg["density_sigma"], cfg["dot_radius"])
+
+
+def gt_for_scoring(rec: CrowdRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points, sigmas (N, 2), levels)`` for the NWPU protocol: the record's own sigmas/levels when present
+    (NWPU / ShanghaiTech localization files), else computed from its true boxes (synthetic scenes).
+
+    Raises:
+        ValueError: when the record has neither sigmas nor boxes.
+    """
+    from crowdlib.targets.instance import nwpu_sigmas_levels
+
+    if rec.sigmas is not None:
+        lv = rec.levels if rec.levels is not None else np.full(rec.count, -1, np.int64)
+        return rec.points, rec.sigmas, lv
+    if rec.boxes is not None:
+        s, lv = nwpu_sigmas_levels(rec.boxes)
+        return rec.points, s, lv
+    raise ValueError(f"{rec.image_id}: needs NWPU sigmas or head boxes to be scored with the NWPU protocol")
+
+
+# ----------------------------------------------------------------------------------------------- inference
+def _normalise(image: np.ndarray) -> torch.Tensor:
+    from crowdlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_float_image
+
+    t = to_float_image(image)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((t - mean) / std)[None]
+
+
+@torch.no_grad()
+def predict_maps(model: torch.nn.Module, records: Sequence[CrowdRecord], device: torch.device | str | None = None,
+                 *, window: int = 1024, overlap: int = 64, progress: bool = False) -> list[dict[str, np.ndarray]]:
+    """Run a model on whole images (sliding windows above ``window`` px) and return numpy maps per image.
+
+    IIM models give ``{"confidence", "threshold"}`` (``(H, W)`` float32 each; an image-level threshold is
+    expanded); the baselines give ``{"map"}``.
+    """
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        for rec in tqdm(records, desc="predict", leave=False, disable=not progress):
+            x = _normalise(rec.load_image()).to(dev)
+            with autocast(dev):
+                keys = ("map",) if not hasattr(model, "encoder_type") else ("confidence", "threshold")
+                res = sliding_window_predict(model, x, window=window, overlap=overlap, keys=keys)
+            out.append({k: v[0, 0].float().cpu().numpy() for k, v in res.items() if k != "binary"})
+    finally:
+        model.train(was)
+    return out
+
+
+def decode_components(binary: np.ndarray, min_area: int = 3) -> np.ndarray:
+    """Heads of a binary map: centroids ``(x, y)`` (pixel centres at ``+0.5``) of its 4-connected components with
+    at least ``min_area`` pixels (``crowdlib.decode.components``)."""
+    from crowdlib.decode import components
+
+    res = components(np.asarray(binary).astype(bool), min_area=min_area, connectivity=4)
+    return _component_points(res)
+
+
+def _component_points(res: Any) -> np.ndarray:
+    if isinstance(res, np.ndarray):
+        return res.astype(np.float32).reshape(-1, 2)
+    for attr in ("centroids", "points"):
+        if hasattr(res, attr):
+            return np.asarray(getattr(res, attr), np.float32).reshape(-1, 2)
+    if isinstance(res, Mapping):
+        for key in ("centroids", "points"):
+            if key in res:
+                return np.asarray(res[key], np.float32).reshape(-1, 2)
+    if isinstance(res, tuple):
+        return np.asarray(res[0], np.float32).reshape(-1, 2)
+    raise TypeError(f"decode_components: unexpected result type {type(res).__name__} from crowdlib.decode.components")
+
+
+def decode_iim(maps: Mapping[str, np.ndarray], threshold: float | None = None, min_area: int = 3) -> np.ndarray:
+    """Heads from IIM maps: binarize the confidence with ``threshold`` (a float) or the predicted threshold map
+    (``None``), then :func:`decode_components`."""
+    thr = maps["threshold"] if threshold is None else float(threshold)
+    return decode_components(maps["confidence"] >= thr, min_area=min_area)
+
+
+def decode_baseline(model_name: str, maps: Mapping[str, np.ndarray], params: Mapping[str, Any],
+                    density_scale: float = 100.0) -> tuple[np.ndarray, float]:
+    """``(points, count)`` for the baselines: density peaks (count = integral / ``density_scale``) or dot-map
+    local maxima (count = number of maxima); ``params`` holds ``threshold`` and ``window``."""
+    m = torch.from_numpy(np.ascontiguousarray(maps["map"]))
+    (pts,) = local_maxima(m, float(params["threshold"]), int(params.get("window", 3)))
+    pts = pts + 0.5  # pixel centres
+    if model_name == "iim_density":
+        return pts, float(maps["map"].sum() / density_scale)
+    return pts, float(len(pts))
+
+
+def score_points(records: Sequence[CrowdRecord], points: Sequence[np.ndarray], counts: Sequence[float] | None = None) -> dict[str, Any]:
+    """NWPU-protocol scores of predicted heads: ``f1``, ``pre``, ``rec`` (sigma_l), ``f1_s``/``pre_s``/``rec_s``
+    (sigma_s), ``rec_levels`` (sigma_l recall per area level A0..A5), ``mae``, ``mse`` (root mean squared error),
+    ``nae``; counting errors use ``counts`` when given (e.g. a density integral), else the number of heads."""
+    from crowdlib.metrics.counting import count_metrics
+    from crowdlib.metrics.nwpu import nwpu_evaluate
+
+    gt = {r.image_id: gt_for_scoring(r) for r in records}
+    pred = {r.image_id: np.asarray(p, np.float64).reshape(-1, 2) for r, p in zip(records, points)}
+    res = nwpu_evaluate(gt, pred, [r.image_id for r in records])
+    out = {
+        "f1": res.sigma_l.f1, "pre": res.sigma_l.precision, "rec": res.sigma_l.recall,
+        "f1_s": res.sigma_s.f1, "pre_s": res.sigma_s.precision, "rec_s": res.sigma_s.recall,
+        "rec_levels": list(res.sigma_l.recall_per_level),
+        "heads_per_level": [a + b for a, b in zip(res.sigma_l.tp_per_level, res.sigma_l.fn_per_level)],
+        "mae": res.mae, "mse": res.mse, "nae": res.nae,
+    }
+    if counts is not None:
+        cm = count_metrics(np.asarray(counts, float), np.asarray([r.count for r in records], float))
+        out.update(mae=cm["mae"], mse=cm["mse"], nae=cm["nae"])
+    return out
+
+
+def choose_decode_params(model_name: str, records: Sequence[CrowdRecord], maps: Sequence[Mapping[str, np.ndarray]],
+                         density_scale: float = 100.0) -> tuple[dict[str, Any], float]:
+    """Grid-search the baselines' peak threshold (and window) for the best F1 on the given (validation) images.
+
+    Returns ``(params, f1)``. IIM needs no search (its threshold is fixed or learned): ``({}, nan)``.
+    """
+    if model_name == "iim":
+        return {}, float("nan")
+    grid = DENSITY_THRESHOLDS if model_name == "iim_density" else DOTMAP_THRESHOLDS
+    windows = PEAK_WINDOWS if model_name == "iim_density" else (3,)
+    best: tuple[float, dict[str, Any]] = (-1.0, {"threshold": grid[0], "window": windows[0]})
+    for w in windows:
+        for t in grid:
+            params = {"threshold": t, "window": w}
+            pts = [decode_baseline(model_name, m, params, density_scale)[0] for m in maps]
+            f1 = score_points(records, pts)["f1"]
+            if f1 > best[0]:
+                best = (f1, params)
+    return best[1], best[0]
+
+
+def evaluate_model(model: torch.nn.Module, cfg: Mapping[str, Any], records: Sequence[CrowdRecord], *,
+                   maps: Sequence[Mapping[str, np.ndarray]] | None = None, threshold: float | None = None,
+                   decode: Mapping[str, Any] | None = None, device: torch.device | str | None = None,
+                   progress: bool = False) -> dict[str, Any]:
+    """Predict (unless ``maps`` are given), decode and score ``records``.
+
+    IIM: ``threshold`` None uses the model's own threshold (learned, or ``fixed_threshold`` for CP), a float
+    overrides it. Baselines: ``decode`` holds the validation-chosen ``threshold``/``window``. The result is
+    :func:`score_points`' dict plus ``"points"`` and ``"counts"`` per image.
+    """
+    if maps is None:
+        maps = predict_maps(model, records, device, window=int(cfg.get("eval_window", 1024)), progress=progress)
+    name = cfg["model"]
+    if name == "iim":
+        if threshold is None and cfg.get("encoder", "pbm") == "none":
+            threshold = float(cfg.get("fixed_threshold", 0.5))
+        pts = [decode_iim(m, threshold, int(cfg.get("min_area", 3))) for m in maps]
+        counts = [float(len(p)) for p in pts]
+    else:
+        if decode is None:
+            raise ValueError(f"evaluate_model: model {name!r} needs decode params (threshold/window) chosen on validation")
+        dec = [decode_baseline(name, m, decode, float(cfg.get("density_scale", 100.0))) for m in maps]
+        pts, counts = [d[0] for d in dec], [d[1] for d in dec]
+    out = score_points(records, pts, counts)
+    out["points"] = pts
+    out["counts"] = counts
+    return out
+
+
+def threshold_stats(maps: Sequence[Mapping[str, np.ndarray]], instance_maps: Sequence[np.ndarray]) -> dict[str, float]:
+    """Mean predicted threshold on foreground (instance map 1) and background pixels, and mean confidence on each."""
+    fg_t, bg_t, fg_c, bg_c = [], [], [], []
+    for m, inst in zip(maps, instance_maps):
+        fg = np.asarray(inst) > 0
+        t = np.broadcast_to(m["threshold"], fg.shape)
+        if fg.any():
+            fg_t.append(t[fg])
+            fg_c.append(m["confidence"][fg])
+        bg_t.append(t[~fg])
+        bg_c.append(m["confidence"][~fg])
+    cat = lambda xs: float(np.concatenate(xs).mean()) if xs else float("nan")  # noqa: E731
+    return {"thr_fg": cat(fg_t), "thr_bg": cat(bg_t), "conf_fg": cat(fg_c), "conf_bg": cat(bg_c)}
+
+
+# ----------------------------------------------------------------------------------------------- training
+def _model_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in ("data",)}
+
+
+class _Repeat:
+    """Iterate ``loader`` again and again until ``n`` batches have been yielded (``len`` is ``n``)."""
+
+    def __init__(self, loader: Any, n: int) -> None:
+        self.loader = loader
+        self.n = int(n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        k = 0
+        while k < self.n:
+            empty = True
+            for batch in self.loader:
+                empty = False
+                yield batch
+                k += 1
+                if k >= self.n:
+                    return
+            if empty:
+                return
+
+
+def _split(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> tuple[list[CrowdRecord], list[CrowdRecord]]:
+    from crowdlib.data.datasets import split_train_val
+
+    tr, va = split_train_val(len(records), float(cfg["val_fraction"]), int(cfg["split_seed"]))
+    return [records[i] for i in tr], [records[i] for i in va]
+
+
+def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch.device | None = None,
+              records: Sequence[CrowdRecord] | None = None) -> dict[str, Any]:
+    """Train one model of a config and return a plain checkpointable dict.
+
+    The loop is :func:`crowdlib.engine.train_one_epoch` in chunks of ``eval_every`` steps; after each chunk the
+    model is scored on the validation split (F1 at sigma_l; for the baselines with their decode parameters
+    re-chosen on validation) and the best state is kept.
+
+    Returns:
+        ``{"model": best state_dict, "best_step", "best_val": {f1, pre, rec, mae, mse}, "decode": {...}
+        (baselines), "history": [per chunk: step, loss terms, val f1, lr], "images_per_s", "train_seconds",
+        "steps"}``.
+    """
+    from crowdlib.data.datasets import CrowdDataset, make_loader
+    from crowdlib.data.transforms import TrainTransform
+
+    cfg = make_config(**{k: v for k, v in cfg.items()})
+    seed = int(cfg["seed"])
+    g = seed_everything(seed)
+    dev = pick_device(device)
+    model, criterion = build_model(_model_cfg(cfg))
+    model.to(dev)
+    if records is None:
+        records = load_records(cfg["data"], "train")
+    train_recs, val_recs = _split(records, cfg)
+    tf = TrainTransform(int(cfg["crop"]), scale_range=tuple(cfg["scale_range"]), flip=True,
+                        color_jitter=float(cfg["color_jitter"]), grayscale_p=0.0)
+    ds = CrowdDataset(train_recs, target_builder=targets_for(cfg), transform=tf)
+    loader = make_loader(ds, int(cfg["batch_size"]), shuffle=True, seed=seed)
+    if hasattr(model, "param_groups"):
+        groups = model.param_groups(float(cfg["lr"]), float(cfg["lr_encoder"]), float(cfg["weight_decay"]))
+    else:
+        groups = [{"params": list(model.parameters()), "lr": float(cfg["lr"]), "weight_decay": float(cfg["weight_decay"])}]
+    opt = torch.optim.Adam(groups)
+    total = int(cfg["steps"])
+    power = float(cfg["poly_power"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / max(total, 1)) ** power)
+    name = cfg["model"]
+    history: list[dict[str, Any]] = []
+    best = {"f1": -1.0}
+    best_state: dict[str, torch.Tensor] | None = None
+    best_step, best_decode = 0, {}
+    done, imgs, secs, chunk = 0, 0.0, 0.0, 0
+    t_start = time.perf_counter()
+    bar = tqdm(total=total, desc=f"train {name}/{cfg.get('encoder', '')} seed {seed}", leave=False, disable=not progress)
+    while done < total:
+        n = min(int(cfg["eval_every"]), total - done)
+        stats = train_one_epoch(model, criterion, _Repeat(loader, n), opt, dev, chunk, scheduler=sched, progress=False,
+                                max_steps=n)
+        steps = int(stats["steps"])
+        done += steps
+        chunk += 1
+        imgs += stats["images"]
+        secs += stats["seconds"]
+        bar.update(steps)
+        maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]))
+        params, _ = choose_decode_params(name, val_recs, maps, float(cfg["density_scale"]))
+        val = evaluate_model(model, cfg, val_recs, maps=maps, decode=params)
+        rec = {"step": done, "val_f1": val["f1"], "val_pre": val["pre"], "val_rec": val["rec"], "val_mae": val["mae"],
+               "lr": float(opt.param_groups[0]["lr"]), "images_per_s": float(stats["images_per_s"])}
+        rec.update({f"loss_{k}": float(v) for k, v in stats.items() if k not in ("steps", "images", "seconds", "images_per_s")})
+        history.append(rec)
+        if val["f1"] > best["f1"]:
+            best = {k: float(val[k]) for k in ("f1", "pre", "rec", "mae", "mse")}
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_step, best_decode = done, dict(params)
+        if steps == 0:
+            break
+    bar.close()
+    assert best_state is not None
+    return {
+        "model": best_state,
+        "best_step": int(best_step),
+        "best_val": best,
+        "decode": best_decode,
+        "history": history,
+        "images_per_s": float(imgs / secs) if secs > 0 else float("nan"),
+        "train_seconds": float(secs),
+        "wall_seconds": float(time.perf_counter() - t_start),
+        "steps": int(done),
+        "n_train": len(train_recs),
+        "n_val": len(val_recs),
+    }
+
+
+def load_trained(cfg: Mapping[str, Any], result: Mapping[str, Any], device: str | torch.device | None = None) -> torch.nn.Module:
+    """Rebuild the model of ``cfg`` and load a :func:`train_iim` result's weights; returns it in eval mode."""
+    cfg = make_config(**dict(cfg))
+    model, _ = build_model(_model_cfg(cfg))
+    model.load_state_dict(result["model"])
+    model.to(pick_device(device))
+    model.eval()
+    return model
+
+
+def get_or_train_iim(cfg: Mapping[str, Any], *, progress: bool = True, cache_dir: Any = None,
+                     train_fn: Callable[..., dict] | None = None) -> dict[str, Any]:
+    """``crowdlib.repro.get_or_train`` of :func:`train_iim` under the cache name ``"iim"`` (config completed with
+    :data:`DEFAULTS` first, so that equal settings share one cache entry across notebooks)."""
+    from crowdlib.repro import get_or_train
+
+    full = make_config(**dict(cfg))
+    fn = train_fn or (lambda c: train_iim(c, progress=progress))
+    return get_or_train(full, fn, name="iim", cache_dir=cache_dir)
