@@ -180,3 +180,11 @@ def test_bad_arguments():
         TrainTransform((0, 3))
     with pytest.raises(ValueError, match="source"):
         CrowdDataset(5)  # type: ignore[arg-type]
+
+
+def test_loader_same_with_workers():
+    src = SyntheticCrowds("crowd_b", 4, seed=0, height=40, width=40)
+    ds = CrowdDataset(src, transform=TrainTransform(32))
+    a = [b["image"].sum().item() for b in make_loader(ds, 2, True, 3, num_workers=0)]
+    b = [b["image"].sum().item() for b in make_loader(ds, 2, True, 3, num_workers=1)]
+    assert a == b

@@ -1,6 +1,4 @@
 """VGG-cells and adipocyte dot-image readers, on images written here and on the shared data."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image

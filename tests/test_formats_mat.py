@@ -6,7 +6,13 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from crowdlib.data.formats import FormatError, read_shanghaitech, read_shanghaitech_mat, read_ucf_qnrf, read_ucf_qnrf_mat
+from crowdlib.data.formats import (
+    FormatError,
+    read_shanghaitech,
+    read_shanghaitech_mat,
+    read_ucf_qnrf,
+    read_ucf_qnrf_mat,
+)
 from crowdlib.paths import shared_root
 
 SHARED = shared_root()

@@ -44,7 +44,7 @@ def test_annotations_consistent(preset):
         assert isinstance(r, CrowdRecord)
         n = r.count
         assert r.boxes.shape == (n, 4) and r.image_size == (96, 96)
-        for key in ("sizes", "occlusion", "turn", "has_hat"):
+        for key in ("sizes", "occlusion", "turn", "has_hat", "far", "centers"):
             assert len(r.meta[key]) == n
         assert r.meta["domain"] == PRESETS[preset].domain and r.meta["preset"] == preset
         assert r.meta["seed"] == 0 and r.meta["index"] == i
@@ -184,3 +184,17 @@ def test_composite_painters_order():
     assert img[5, 2, 0] == 100.0  # the far shape shows around it
     assert img[0, 0, 0] == 0.0
     assert vis[0].sum() == (img[..., 0] > 0).sum()
+
+
+def test_poisson_min_separation():
+    from scipy.spatial.distance import pdist, squareform
+
+    for i in range(3):
+        r = render_scene("crowd_b", 5, i, height=128, width=128, max_occlusion=1.0)
+        if r.count < 2:
+            continue
+        c, s = r.meta["centers"].astype(np.float64), r.meta["sizes"].astype(np.float64)
+        d = squareform(pdist(c))
+        need = PRESETS["crowd_b"].min_separation * 0.5 * (s[:, None] + s[None, :])
+        np.fill_diagonal(d, np.inf)
+        assert np.all(d >= need - 1e-3)

@@ -47,9 +47,10 @@ def test_classic_loses_mass_at_borders_without_renormalization():
 @pytest.mark.parametrize("renormalize", [False, True])
 def test_fast_matches_classic(sigma, renormalize):
     pts = _points(40, seed=1)
-    fast = density_map(pts, (H, W), sigma, renormalize=renormalize, method="fast")
-    classic = density_map(pts, (H, W), sigma, renormalize=renormalize, method="classic")
-    assert np.abs(fast - classic).max() < 1e-6
+    fast = density_map(pts, (H, W), sigma, renormalize=renormalize, method="fast", dtype=np.float64)
+    classic = density_map(pts, (H, W), sigma, renormalize=renormalize, method="classic", dtype=np.float64)
+    assert fast.dtype == np.float64
+    assert np.abs(fast - classic).max() < 1e-12
 
 
 def test_fast_matches_classic_on_wide_kernel_path(monkeypatch):

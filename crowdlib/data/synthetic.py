@@ -65,6 +65,8 @@ class SceneConfig:
         spacing_range: lattice spacing in head sizes, sampled log-uniformly per image (``"lattice"`` only).
         count_range: number of heads, sampled log-uniformly per image (``"poisson"`` only).
         density_power: ``"poisson"`` density is proportional to ``size(y) ** -density_power``.
+        min_separation: ``"poisson"`` only: heads closer than this many (mean) head sizes are rejected, so
+            scattered people do not stand inside each other.
         max_heads: hard cap on the number of heads.
         size_mode: ``"perspective"`` (size linear in the row) or ``"random"`` (log-uniform in ``size_range``,
             independent of the row: face-like images).
@@ -101,6 +103,7 @@ class SceneConfig:
     spacing_range: tuple[float, float] = (0.8, 1.6)
     count_range: tuple[int, int] = (0, 0)
     density_power: float = 2.0
+    min_separation: float = 0.0
     max_heads: int = 6000
     size_mode: str = "perspective"
     size_range: tuple[float, float] = (0.02, 0.11)
@@ -158,8 +161,9 @@ PRESETS: dict[str, SceneConfig] = {
         distractor_range=(0, 6), haze=0.4, far_blur=0.8, hat_prob=0.12),
     # sparse, ShanghaiTech-B like street scenes: few people, larger heads, daylight, facades
     "crowd_b": SceneConfig(
-        name="crowd_b", domain="crowd_b", placement="poisson", count_range=(3, 70), density_power=0.5,
-        size_range=(0.035, 0.17), horizon=(0.25, 0.45), body_length=2.4, palette="street",
+        name="crowd_b", domain="crowd_b", placement="poisson", count_range=(3, 50), density_power=0.5,
+        min_separation=0.6,
+        size_range=(0.025, 0.12), horizon=(0.25, 0.45), body_length=2.4, palette="street",
         layouts=(("street", 0.5), ("clustered", 0.25), ("uniform", 0.25)), empty_prob=0.2,
         distractor_range=(1, 8), backgrounds=("facade", "gradient", "noise"), haze=0.15, far_blur=0.4,
         brightness=(0.9, 1.2), hat_prob=0.15, back_prob=0.35),
@@ -172,6 +176,7 @@ PRESETS: dict[str, SceneConfig] = {
     # WiderFace-like: few large faces of varied sizes, mostly frontal
     "faces": SceneConfig(
         name="faces", domain="faces", placement="poisson", count_range=(1, 25), density_power=0.0,
+        min_separation=0.8,
         size_mode="random", size_range=(0.05, 0.4), horizon=(0.0, 0.1), body_length=1.3, palette="plain",
         layouts=(("uniform", 1.0),), empty_prob=0.0, back_prob=0.05, turn_max=0.6, hat_prob=0.1,
         distractor_range=(0, 4), backgrounds=("gradient", "noise", "stripes", "facade"), haze=0.0,
@@ -348,6 +353,24 @@ def _place_poisson(rng, cfg, geo, weight, n):
     return pts[:n]
 
 
+def _separate(centers: np.ndarray, sizes: np.ndarray, min_sep: float, n: int) -> np.ndarray:
+    """Greedy thinning: indices of up to ``n`` heads, in candidate order, none closer than
+    ``min_sep * (s_i + s_j) / 2`` to an earlier kept head (``min_sep <= 0``: the first ``n``)."""
+    if min_sep <= 0 or len(centers) == 0:
+        return np.arange(min(n, len(centers)))
+    kept: list[int] = []
+    for i in range(len(centers)):  # a loop over candidates (at most a few hundred), not pixels
+        if len(kept) >= n:
+            break
+        if kept:
+            k = np.asarray(kept)
+            d = np.hypot(centers[k, 0] - centers[i, 0], centers[k, 1] - centers[i, 1])
+            if np.any(d < min_sep * 0.5 * (sizes[k] + sizes[i])):
+                continue
+        kept.append(i)
+    return np.asarray(kept, dtype=np.int64)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # appearance
 
@@ -507,7 +530,8 @@ def render_scene(preset: str | SceneConfig, seed: int, index: int, *, height: in
         A :class:`CrowdRecord` with ``image`` ``(H, W, 3)`` uint8, ``points`` ``(N, 2)``, ``boxes`` ``(N, 4)``
         (visible head extent), ``image_size`` and ``meta`` with ``"sizes"`` ``(N,)`` (full head box height,
         px), ``"occlusion"`` ``(N,)`` hidden fraction in ``[0, 1]``, ``"domain"``, ``"distractors"`` ``(M, 4)``,
-        ``"preset"``, ``"seed"``, ``"index"``, and scene details (``"centers"`` true head centres, ``"turn"``,
+        ``"preset"``, ``"seed"``, ``"index"``, and scene details (``"centers"`` true head centres, ``"far"``
+        ``(N,)`` haze / blur weight at the head's row (1 at the horizon: hard, 0 at the bottom), ``"turn"``,
         ``"has_hat"``, ``"layout"``, ``"background"``, ``"horizon_row"``, ``"spacing"``).
     """
     cfg = resolve_config(preset, height, width, **overrides)
@@ -530,10 +554,11 @@ def render_scene(preset: str | SceneConfig, seed: int, index: int, *, height: in
         centers = _place_lattice(rng, cfg, geo, weight, spacing)
     else:
         lo, hi = cfg.count_range
-        n = int(np.floor(np.exp(rng.uniform(np.log(max(lo, 1)), np.log(max(hi, 1) + 1)))))
-        n = min(max(n, lo), hi)
-        centers = _place_poisson(rng, cfg, geo, weight, n)
-    if len(centers) > cfg.max_heads:
+        n_target = int(np.floor(np.exp(rng.uniform(np.log(max(lo, 1)), np.log(max(hi, 1) + 1)))))
+        n_target = min(max(n_target, lo), hi)
+        oversample = 4 if cfg.min_separation > 0 else 1
+        centers = _place_poisson(rng, cfg, geo, weight, oversample * n_target)
+    if len(centers) > cfg.max_heads and cfg.placement == "lattice":
         centers = centers[np.sort(rng.choice(len(centers), cfg.max_heads, replace=False))]
     n = len(centers)
     if cfg.size_mode == "perspective":
@@ -542,6 +567,10 @@ def render_scene(preset: str | SceneConfig, seed: int, index: int, *, height: in
         lo_s, hi_s = np.log(geo.s_far), np.log(geo.s_near)
         sizes = np.exp(rng.uniform(lo_s, hi_s, n))
     sizes = np.maximum(sizes, cfg.min_head_px)
+    if cfg.placement == "poisson" and not negative:
+        keep_idx = _separate(centers, sizes, cfg.min_separation, min(n_target, cfg.max_heads))
+        centers, sizes = centers[keep_idx], sizes[keep_idx]
+        n = len(centers)
     order = np.argsort(centers[:, 1], kind="stable")  # painter's order: far (top) first
     centers, sizes = centers[order], sizes[order]
     # distractors: round head-like objects standing in the scene
@@ -601,6 +630,7 @@ def render_scene(preset: str | SceneConfig, seed: int, index: int, *, height: in
         "seed": int(seed),
         "index": int(index),
         "centers": centers_k.astype(np.float32).reshape(-1, 2),
+        "far": far[np.clip(centers_k[:, 1].astype(np.int64), 0, h - 1), 0, 0].astype(np.float32).reshape(-1),
         "turn": info["turn"][keep].astype(np.float32),
         "has_hat": info["has_hat"][keep],
         "back": info["back"][keep],

@@ -17,7 +17,12 @@ configs coincide. The keys:
 - optimisation: Adam, ``lr`` (confidence predictor) and ``lr_encoder`` (threshold encoder; the paper uses a
   10x smaller rate: 1e-5 / 1e-6), ``weight_decay``, poly decay (power ``poly_power``) over ``steps`` steps of
   ``batch_size`` random ``crop`` crops (scale jitter ``scale_range``, flips); ``eval_every`` steps the model is
-  scored on the validation images and the best F1 (sigma_l) checkpoint is kept.
+  scored on the validation images and the best F1 (sigma_l) checkpoint is kept (``select="best"``) or the last
+  one (``select="last"``).
+- warm start: ``init`` is another config (or ``None``); its trained weights (through the same cache) initialise
+  this model's matching parameters (the threshold encoder starts fresh). With ``sched_offset`` and
+  ``sched_total`` the poly schedule continues where the initialising run stopped, so that a run of ``A`` steps
+  followed by one of ``B`` steps follows one schedule of ``A + B`` steps.
 
 Decoding (Sec. 3.3): 4-connected components of the binary map with at least ``min_area`` pixels (3); the
 centroid of a component is a head, the count is the number of components.
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +59,8 @@ __all__ = [
     "decode_baseline",
     "score_points",
     "evaluate_model",
+    "get_or_train_iim",
+    "targets_for",
     "choose_decode_params",
     "threshold_stats",
 ]
@@ -97,6 +104,10 @@ DEFAULTS: dict[str, Any] = {
     "poly_power": 0.9,
     "min_area": 3,
     "eval_window": 1024,
+    "init": None,
+    "sched_offset": 0,
+    "sched_total": None,
+    "select": "best",
     "seed": 0,
 }
 
@@ -271,23 +282,8 @@ def decode_components(binary: np.ndarray, min_area: int = 3) -> np.ndarray:
     at least ``min_area`` pixels (``crowdlib.decode.components``)."""
     from crowdlib.decode import components
 
-    res = components(np.asarray(binary).astype(bool), min_area=min_area, connectivity=4)
-    return _component_points(res)
-
-
-def _component_points(res: Any) -> np.ndarray:
-    if isinstance(res, np.ndarray):
-        return res.astype(np.float32).reshape(-1, 2)
-    for attr in ("centroids", "points"):
-        if hasattr(res, attr):
-            return np.asarray(getattr(res, attr), np.float32).reshape(-1, 2)
-    if isinstance(res, Mapping):
-        for key in ("centroids", "points"):
-            if key in res:
-                return np.asarray(res[key], np.float32).reshape(-1, 2)
-    if isinstance(res, tuple):
-        return np.asarray(res[0], np.float32).reshape(-1, 2)
-    raise TypeError(f"decode_components: unexpected result type {type(res).__name__} from crowdlib.decode.components")
+    cent, _, _ = components(np.asarray(binary).astype(bool), min_area=min_area, connectivity=4)
+    return np.asarray(cent, np.float32).reshape(-1, 2)
 
 
 def decode_iim(maps: Mapping[str, np.ndarray], threshold: float | None = None, min_area: int = 3) -> np.ndarray:
@@ -454,6 +450,12 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
     g = seed_everything(seed)
     dev = pick_device(device)
     model, criterion = build_model(_model_cfg(cfg))
+    if cfg["init"] is not None:
+        init = get_or_train_iim(cfg["init"], progress=progress, device=device, records=records)
+        missing, unexpected = model.load_state_dict(init["model"], strict=False)
+        bad = [k for k in missing if not k.startswith("encoder.")] + list(unexpected)
+        if bad:
+            raise ValueError(f"train_iim: init weights do not fit this model (mismatched keys {bad[:5]}...)")
     model.to(dev)
     if records is None:
         records = load_records(cfg["data"], "train")
@@ -469,7 +471,9 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
     opt = torch.optim.Adam(groups)
     total = int(cfg["steps"])
     power = float(cfg["poly_power"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / max(total, 1)) ** power)
+    offset = int(cfg["sched_offset"])
+    horizon = int(cfg["sched_total"]) if cfg["sched_total"] is not None else offset + total
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - (s + offset) / max(horizon, 1)) ** power)
     name = cfg["model"]
     history: list[dict[str, Any]] = []
     best = {"f1": -1.0}
@@ -495,7 +499,7 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
                "lr": float(opt.param_groups[0]["lr"]), "images_per_s": float(stats["images_per_s"])}
         rec.update({f"loss_{k}": float(v) for k, v in stats.items() if k not in ("steps", "images", "seconds", "images_per_s")})
         history.append(rec)
-        if val["f1"] > best["f1"]:
+        if val["f1"] > best["f1"] or (cfg["select"] == "last" and done >= total):
             best = {k: float(val[k]) for k in ("f1", "pre", "rec", "mae", "mse")}
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             best_step, best_decode = done, dict(params)
@@ -529,11 +533,13 @@ def load_trained(cfg: Mapping[str, Any], result: Mapping[str, Any], device: str 
 
 
 def get_or_train_iim(cfg: Mapping[str, Any], *, progress: bool = True, cache_dir: Any = None,
-                     train_fn: Callable[..., dict] | None = None) -> dict[str, Any]:
+                     device: str | torch.device | None = None,
+                     records: Sequence[CrowdRecord] | None = None) -> dict[str, Any]:
     """``crowdlib.repro.get_or_train`` of :func:`train_iim` under the cache name ``"iim"`` (config completed with
-    :data:`DEFAULTS` first, so that equal settings share one cache entry across notebooks)."""
+    :data:`DEFAULTS` first, so that equal settings share one cache entry across notebooks). ``records`` (the
+    training records of ``cfg["data"]``, to avoid re-reading them) must match ``cfg["data"]``."""
     from crowdlib.repro import get_or_train
 
     full = make_config(**dict(cfg))
-    fn = train_fn or (lambda c: train_iim(c, progress=progress))
-    return get_or_train(full, fn, name="iim", cache_dir=cache_dir)
+    return get_or_train(full, lambda c: train_iim(c, progress=progress, device=device, records=records),
+                        name="iim", cache_dir=cache_dir)

@@ -717,3 +717,355 @@ def choose_threshold(scores: Sequence[np.ndarray], gt_counts: Sequence[float],
     errs = np.array([np.mean(np.abs([np.sum(np.asarray(s) >= t) for s in scores] - gt)) for t in grid])
     best = np.flatnonzero(errs == errs.min())
     return float(grid[best[np.argmin(np.abs(grid[best] - 0.4))]])
+
+
+# =====================================================================================================================
+# evaluation
+# =====================================================================================================================
+#: Cumulative difficulty subsets by true box height as a FRACTION of the image height for the synthetic scenes
+#: (the analogue of WiderFace's easy/medium/hard): easy >= H/10, medium >= H/20, hard = all.
+SYNTH_SIZE_FRACTIONS: dict[str, float] = {"easy": 0.1, "medium": 0.05, "hard": 0.0}
+
+
+def synthetic_size_bins(image_size: int) -> dict[str, tuple[float, float]]:
+    """:data:`SYNTH_SIZE_FRACTIONS` in pixels for square synthetic images of side ``image_size``."""
+    return {k: (f * float(image_size), math.inf) for k, f in SYNTH_SIZE_FRACTIONS.items()}
+
+
+def _image_height(rec: Any) -> int:
+    return int(rec.image_size[0]) if rec.image_size is not None else int(rec.load_image().shape[0])
+
+
+def load_detector(result: Mapping[str, Any], cfg: Mapping[str, Any],
+                  device: torch.device | str | None = None) -> torch.nn.Module:
+    """Rebuild the trained detector of a :func:`train_sdnet` result (eval mode, on ``device``)."""
+    from crowdlib.device import pick_device
+
+    cfg = merge_config(default_config(), cfg)
+    model, _ = build_detector(cfg)
+    model.load_state_dict(result["model"])
+    return model.to(pick_device(device) if not isinstance(device, torch.device) else device).eval()
+
+
+def count_errors(pred_counts: Sequence[float], gt_counts: Sequence[float]) -> dict[str, float]:
+    """MAE, RMSE (the papers' "MSE") and NAE (images with 0 heads skipped) of counts."""
+    from crowdlib.metrics.counting import mae, nae, rmse
+
+    return {"MAE": float(mae(pred_counts, gt_counts)), "RMSE": float(rmse(pred_counts, gt_counts)),
+            "NAE": float(nae(pred_counts, gt_counts))}
+
+
+def evaluate_detections(preds: Sequence[Mapping[str, np.ndarray]], records: Sequence[Any], count_threshold: float,
+                        *, bins: Mapping[str, tuple[float, float]] | None = None,
+                        iou_thresholds: Sequence[float] = (0.3, 0.5)) -> dict[str, float]:
+    """Box AP per difficulty subset and IoU threshold (records need true boxes) plus counting errors.
+
+    Keys: ``"AP@<t> <subset>"`` (in [0, 1]), ``"MAE"``, ``"RMSE"``, ``"NAE"``. The count of an image is the
+    number of detections with score >= ``count_threshold`` (chosen on validation images).
+    """
+    from crowdlib.metrics.boxes import box_ap_subsets, size_subsets
+
+    if len(preds) != len(records):
+        raise ValueError(f"evaluate_detections: {len(preds)} predictions for {len(records)} records")
+    out: dict[str, float] = {}
+    if all(r.boxes is not None for r in records):
+        gts = [r.boxes for r in records]
+        if bins is None:
+            bins = synthetic_size_bins(_image_height(records[0]))
+        subsets = size_subsets(gts, bins)
+        aps = box_ap_subsets([p["boxes"] for p in preds], [p["scores"] for p in preds], gts, subsets,
+                             iou_thresholds)
+        for name, by_t in aps.items():
+            for t, v in by_t.items():
+                out[f"AP@{t:g} {name}"] = float(v)
+    counts = [float((p["scores"] >= count_threshold).sum()) for p in preds]
+    out.update(count_errors(counts, [r.count for r in records]))
+    return out
+
+
+def evaluate_sdnet(result: Mapping[str, Any], cfg: Mapping[str, Any], records: Sequence[Any], *,
+                   device: torch.device | str | None = None, progress: bool = False,
+                   bins: Mapping[str, tuple[float, float]] | None = None,
+                   iou_thresholds: Sequence[float] = (0.3, 0.5)) -> dict[str, float]:
+    """Detect on ``records`` with a trained result and score it (:func:`evaluate_detections`)."""
+    cfg = merge_config(default_config(), cfg)
+    model = load_detector(result, cfg, device)
+    e = cfg["eval"]
+    preds = predict_sdnet(model, records, device=next(model.parameters()).device, scales=e["scales"],
+                          min_score=e["min_score"], nms_iou=e["nms_iou"], batch_size=int(e["batch_size"]),
+                          progress=progress)
+    return evaluate_detections(preds, records, float(result["count_threshold"]), bins=bins,
+                               iou_thresholds=iou_thresholds)
+
+
+def pseudo_boxes(records: Sequence[Any], method: str, params: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+    """Square pseudo boxes centred on the annotated points (``"gak"`` or ``"luda"`` sizes) for each record."""
+    store = PseudoBoxStore.from_records(records, method, params)
+    return [store.boxes(i) for i in range(len(store))]
+
+
+def pseudo_box_quality(boxes: Sequence[np.ndarray], records: Sequence[Any],
+                       iou_thresholds: Sequence[float] = (0.3, 0.5, 0.7),
+                       bins: Mapping[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """How good pseudo boxes are against the true boxes (Table II; Table III "size init" with subsets).
+
+    ``AP(t)``: :func:`crowdlib.metrics.boxes.box_ap` with one constant score for every box (pseudo boxes have no
+    ranking; with ties AP equals precision x recall of the single operating point). ``share>=t``: fraction of
+    heads whose pseudo box has IoU >= t with the same head's true box. With ``bins``, AP per subset as
+    ``"AP@<t> <subset>"`` instead.
+    """
+    from crowdlib.metrics.boxes import box_ap, box_ap_subsets, box_iou, size_subsets
+
+    gts = [r.boxes for r in records]
+    if any(g is None for g in gts):
+        raise ValueError("pseudo_box_quality: every record needs true boxes")
+    scores = [np.ones(len(b)) for b in boxes]
+    out: dict[str, float] = {}
+    if bins is not None:
+        aps = box_ap_subsets(list(boxes), scores, gts, size_subsets(gts, bins), iou_thresholds)
+        for name, by_t in aps.items():
+            for t, v in by_t.items():
+                out[f"AP@{t:g} {name}"] = float(v)
+        return out
+    for t, v in box_ap(list(boxes), scores, gts, iou_thresholds).items():
+        out[f"AP({t:g})"] = float(v)
+    own = np.concatenate([np.diag(box_iou(b, g)) if len(b) else np.zeros(0) for b, g in zip(boxes, gts)])
+    for t in iou_thresholds:
+        out[f"share>={t:g}"] = float((own >= t).mean()) if len(own) else float("nan")
+    return out
+
+
+# =====================================================================================================================
+# experiments and tables (used by notebooks 10-13)
+# =====================================================================================================================
+#: Table III of the paper (WiderFace val, AP in %, IoU 0.5): the rows we reproduce.
+PAPER_TABLE3: dict[str, dict[str, float]] = {
+    "GAK (size init)": {"AP@0.5 easy": 7.1, "AP@0.5 medium": 12.5, "AP@0.5 hard": 27.3},
+    "LUDA (size init)": {"AP@0.5 easy": 7.2, "AP@0.5 medium": 12.8, "AP@0.5 hard": 29.5},
+    "neither": {"AP@0.5 easy": 18.6, "AP@0.5 medium": 23.4, "AP@0.5 hard": 30.8, "MAE": 3.4, "NAE": 0.81},
+    "loss only": {"AP@0.5 easy": 21.3, "AP@0.5 medium": 26.8, "AP@0.5 hard": 35.2, "MAE": 3.6, "NAE": 0.97},
+    "refinement only": {"AP@0.5 easy": 55.1, "AP@0.5 medium": 55.1, "AP@0.5 hard": 52.5, "MAE": 2.3, "NAE": 0.27},
+    "both": {"AP@0.5 easy": 75.8, "AP@0.5 medium": 71.0, "AP@0.5 hard": 64.4, "MAE": 2.2, "NAE": 0.29},
+}
+#: Table II of the paper (WiderFace train, AP in % of pseudo boxes against true boxes).
+PAPER_TABLE2: dict[str, dict[str, float]] = {
+    "GAK": {"AP(0.3)": 55.8, "AP(0.5)": 29.5, "AP(0.7)": 7.0},
+    "LUDA": {"AP(0.3)": 60.3, "AP(0.5)": 31.2, "AP(0.7)": 7.5},
+    "refined": {"AP(0.3)": 79.4, "AP(0.5)": 50.6, "AP(0.7)": 14.4},
+}
+#: Tables V and VII of the paper, ShanghaiTech Part B test.
+PAPER_SHB: dict[str, float] = {"MAE": 7.8, "RMSE": 12.6, "AP@20px (%)": 91.6, "MLE": 6.0}
+
+_LOWER_IS_BETTER = ("MAE", "RMSE", "NAE", "MLE")
+
+
+def run_config(cfg: Mapping[str, Any], *, progress: bool = True, cache_dir: str | None = None,
+               name: str = "sdnet") -> dict[str, Any]:
+    """Train (or load from the cache) one configuration with :func:`crowdlib.repro.get_or_train`.
+
+    The cache key is the hash of the FULL configuration (defaults merged in), so notebooks asking for the same
+    run share it.
+    """
+    import functools
+
+    from crowdlib.repro import get_or_train
+
+    full = merge_config(default_config(), cfg)
+    return get_or_train(full, functools.partial(train_sdnet, progress=progress), name=name, cache_dir=cache_dir)
+
+
+def setting_config(base: Mapping[str, Any], setting: str, seed: int) -> dict[str, Any]:
+    """The full config of one Table III setting (:data:`ABLATION_SETTINGS`) and seed on top of ``base``."""
+    if setting not in ABLATION_SETTINGS:
+        raise ValueError(f"setting must be one of {list(ABLATION_SETTINGS)}, got {setting!r}")
+    cfg = merge_config(merge_config(default_config(), base), ABLATION_SETTINGS[setting])
+    cfg["seed"] = int(seed)
+    return cfg
+
+
+def run_settings(base: Mapping[str, Any], settings: Sequence[str], seeds: Sequence[int],
+                 test_records: Sequence[Any], *, progress: bool = True, extra: Mapping[str, Any] | None = None,
+                 label: str | None = None) -> tuple[dict[tuple[str, int], dict], "Any"]:
+    """Train/load every (setting, seed) and evaluate it on ``test_records``.
+
+    ``extra`` is merged on top of each setting (e.g. ``{"refine": {"rule": "psddn"}}``) and ``label`` renames the
+    setting in the output. Returns ``(runs, df)``: ``runs[(label, seed)]`` is the training result and ``df`` a long
+    DataFrame with columns ``setting, seed, metric, value`` (APs in %), plus ``train_seconds`` and
+    ``images_per_s`` rows.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    runs: dict[tuple[str, int], dict] = {}
+    recs = []
+    jobs = [(s, sd) for s in settings for sd in seeds]
+    for setting, seed in tqdm(jobs, desc="runs", disable=not progress):
+        cfg = merge_config(setting_config(base, setting, seed), extra or {})
+        name = label or setting
+        res = run_config(cfg, progress=progress)
+        runs[(name, seed)] = res
+        metrics = evaluate_sdnet(res, cfg, test_records)
+        for k, v in metrics.items():
+            recs.append({"setting": name, "seed": seed, "metric": k, "value": 100.0 * v if k.startswith("AP") else v})
+        recs.append({"setting": name, "seed": seed, "metric": "train_seconds", "value": res["train_seconds"]})
+        recs.append({"setting": name, "seed": seed, "metric": "images_per_s", "value": res["images_per_s"]})
+    return runs, pd.DataFrame(recs)
+
+
+def size_init_metrics(records: Sequence[Any], pseudo: Mapping[str, Any], *,
+                      bins: Mapping[str, tuple[float, float]] | None = None,
+                      iou_thresholds: Sequence[float] = (0.3, 0.5)) -> "Any":
+    """Table III "size init" rows: GAK and LUDA boxes at the TRUE centres of ``records``, AP (%) per subset."""
+    import pandas as pd
+
+    recs = []
+    for method, label in (("gak", "GAK (size init)"), ("luda", "LUDA (size init)")):
+        q = pseudo_box_quality(pseudo_boxes(records, method, pseudo.get("params")), records, iou_thresholds,
+                               bins=synthetic_size_bins(_image_height(records[0])) if bins is None else bins)
+        recs += [{"setting": label, "seed": -1, "metric": k, "value": 100.0 * v} for k, v in q.items()]
+    return pd.DataFrame(recs)
+
+
+def rows_from_long(df: "Any", table: str, paper: Mapping[str, Mapping[str, float]] | None = None,
+                   metrics: Sequence[str] | None = None) -> list:
+    """One :class:`crowdlib.repro.Row` per (setting, metric) of a long DataFrame (values over seeds)."""
+    from crowdlib.repro import Row
+
+    paper = paper or {}
+    rows = []
+    for (setting, metric), grp in df.groupby(["setting", "metric"], sort=False):
+        if metrics is not None and metric not in metrics:
+            continue
+        rows.append(Row(table, setting, metric, [float(v) for v in grp["value"]],
+                        paper=paper.get(setting, {}).get(metric),
+                        higher_is_better=not metric.startswith(_LOWER_IS_BETTER)))
+    return rows
+
+
+def table3_claims(metrics: Sequence[str] = ("AP@0.5 medium", "AP@0.3 medium")) -> list:
+    """The paper's Table III directions as :class:`crowdlib.repro.Claim` s on the given AP metrics and MAE."""
+    from crowdlib.repro import Claim
+
+    claims = []
+    for m in metrics:
+        claims += [
+            Claim(f"both modules beat refinement only ({m})", m, "both", "refinement only", "III"),
+            Claim(f"refinement only beats loss only ({m})", m, "refinement only", "loss only", "III"),
+            Claim(f"refinement only beats neither ({m})", m, "refinement only", "neither", "III"),
+            Claim(f"crowdedness-aware loss beats plain pseudo sizes ({m})", m, "loss only", "neither", "III"),
+            Claim(f"both modules beat neither ({m})", m, "both", "neither", "III"),
+        ]
+    claims.append(Claim("both modules count better than neither (MAE)", "MAE", "both", "neither", "III"))
+    claims.append(Claim("LUDA size init beats GAK size init (AP@0.5 hard)", "AP@0.5 hard", "LUDA (size init)",
+                        "GAK (size init)", "III"))
+    return claims
+
+
+def claim_sentences(claims_df: "Any") -> list[str]:
+    """A plain sentence per evaluated claim (from ``Reporter.results``' DataFrame or evaluated Claims)."""
+    out = []
+    recs = claims_df.to_dict("records") if hasattr(claims_df, "to_dict") else [c.to_dict() for c in claims_df]
+    for c in recs:
+        verdict = "REPRODUCED" if c["reproduced"] else "NOT reproduced"
+        b = c.get("better_mean", c.get("better (ours)"))
+        w = c.get("worse_mean", c.get("worse (ours)"))
+        out.append(f"{c.get('text', c.get('claim'))}: ours {c['better']} = {b:.3g} vs {c['worse']} = {w:.3g} "
+                   f"-> {verdict}.")
+    return out
+
+
+def table2_quality(train_records: Sequence[Any], pseudo: Mapping[str, Any],
+                   refined: Mapping[int, PseudoBoxStore]) -> "Any":
+    """Table II: AP (%) and matched share of GAK, LUDA and refined pseudo boxes on the TRAINING images.
+
+    ``refined`` maps seed -> the final store of a trained run (its images must be ``train_records`` in order).
+    Returns a long DataFrame ``setting, seed, metric, value``.
+    """
+    import pandas as pd
+
+    recs = []
+    for method, label in (("gak", "GAK"), ("luda", "LUDA")):
+        q = pseudo_box_quality(pseudo_boxes(train_records, method, pseudo.get("params")), train_records)
+        recs += [{"setting": label, "seed": -1, "metric": k, "value": 100.0 * v} for k, v in q.items()]
+    for seed, store in refined.items():
+        if store.image_ids != [r.image_id for r in train_records]:
+            raise ValueError("table2_quality: the refined store does not hold the given training images")
+        q = pseudo_box_quality([store.boxes(i) for i in range(len(store))], train_records)
+        recs += [{"setting": "refined", "seed": seed, "metric": k, "value": 100.0 * v} for k, v in q.items()]
+    return pd.DataFrame(recs)
+
+
+def train_records_of(cfg: Mapping[str, Any]) -> list:
+    """The training records (validation part removed) of a run config, in store order."""
+    from crowdlib.data.datasets import split_train_val
+
+    cfg = merge_config(default_config(), cfg)
+    records = load_records(cfg["data"])
+    train_idx, _ = split_train_val(len(records), float(cfg["val_fraction"]), int(cfg["split_seed"]))
+    return [records[i] for i in train_idx]
+
+
+def refinement_curves(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str) -> "Any":
+    """Fig. 4 data: per epoch and crowdedness bin, the share of boxes refined so far (mean/std over seeds)."""
+    import pandas as pd
+
+    recs = []
+    for (name, seed), res in runs.items():
+        if name != setting:
+            continue
+        for h in res["history"]:
+            for label in BIN_LABELS:
+                recs.append({"seed": seed, "epoch": int(h["epoch"]), "bin": label,
+                             "refined_share": h.get(f"refined_share/{label}", float("nan")),
+                             "updated_share": h.get(f"updated_share/{label}", float("nan"))})
+    df = pd.DataFrame(recs)
+    return df.groupby(["bin", "epoch"], sort=False).agg(
+        refined_mean=("refined_share", "mean"), refined_std=("refined_share", "std"),
+        updated_mean=("updated_share", "mean")).reset_index()
+
+
+def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int = 256, epochs: int = 18,
+                      max_steps: int | None = None, batch_size: int = 8, lr: float = 3e-3, width: int = 32,
+                      up_width: int | None = 8,
+                      beta: float = 0.8, region_divisor: float = 8, prior: float = 0.6, warmup_epochs: int = 0,
+                      alpha_cap: float | None = 50.0, eta: float = 1.0, data_seed: int = 0,
+                      backbone: str = "tiny", pretrained: bool = False, crop: int | None = None,
+                      **extra: Any) -> dict[str, Any]:
+    """The synthetic-mixture run config shared by notebooks 10-12 (identical arguments give identical runs).
+
+    Scenes are rendered at ``image_size`` (256: heads of 5-43 px) and trained on random ``crop`` x ``crop`` crops
+    (default 128); evaluation uses whole images.
+
+    ``extra`` is merged last (nested dicts, e.g. ``refine={"rule": "psddn"}``).
+    """
+    cfg = merge_config(default_config(), {
+        "data": {"source": "synthetic", "presets": [["crowd_a", int(n_dense)], ["crowd_b", int(n_sparse)]],
+                 "seed": int(data_seed), "height": int(image_size), "width": int(image_size)},
+        "model": {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
+                  "up_width": None if up_width is None else int(up_width),
+                  "loss": {"eta": float(eta), "alpha_cap": None if alpha_cap is None else float(alpha_cap)}},
+        "pseudo": {"init": "luda", "params": {"K": 2, "beta": float(beta), "r": float(region_divisor),
+                                              "min_size": 2.0}},
+        "refine": {"prior": float(prior), "warmup_epochs": int(warmup_epochs)},
+        "train": {"epochs": int(epochs), "max_steps": None if max_steps is None else int(max_steps),
+                  "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop or min(image_size, 128)),
+                  "color_jitter": 0.0},
+    })
+    return merge_config(cfg, extra)
+
+
+def synthetic_test_records(n_per_preset: int, image_size: int = 256, data_seed: int = 0) -> list:
+    """Held-out synthetic test images (``crowd_a`` and ``crowd_b``, seed ``data_seed + 1000``: never trained on)."""
+    return load_records({"source": "synthetic", "presets": [["crowd_a", int(n_per_preset)],
+                                                            ["crowd_b", int(n_per_preset)]],
+                         "seed": int(data_seed) + 1000, "height": int(image_size), "width": int(image_size)})
+
+
+def describe_run_device() -> str:
+    """``"cpu (1 thread)"`` or the CUDA device name, for the notebooks' timing statements."""
+    from crowdlib.device import pick_device
+
+    dev = pick_device()
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"

@@ -14,7 +14,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["average_precision", "pr_curve"]
+__all__ = ["average_precision", "pr_curve", "rank_order"]
+
+
+def rank_order(scores: np.ndarray, *tie_keys: np.ndarray) -> np.ndarray:
+    """Indices sorting ``scores`` descending; equal scores are ordered by ``tie_keys`` (first key first).
+
+    The tie keys (image index, coordinates) make the ranking independent of the order detections are listed in.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    ss = s[order]
+    if tie_keys and np.any(ss[1:] == ss[:-1]):
+        order = np.lexsort(tuple(reversed(tie_keys)) + (-s,))
+    return order
 
 
 def pr_curve(scores: np.ndarray, is_tp: np.ndarray, num_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

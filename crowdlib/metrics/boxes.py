@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from crowdlib.metrics._pairs import candidate_pairs
-from crowdlib.metrics.ap import average_precision
+from crowdlib.metrics.ap import average_precision, rank_order
 
 __all__ = ["box_iou", "box_ap", "box_ap_subsets", "size_subsets", "widerface_subsets", "DEFAULT_SIZE_BINS"]
 
@@ -66,12 +66,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray], min_iou: float) -> tuple[np.ndarray, np.ndarray]:
     """Per prediction (concatenated over images): global index of its highest-IoU gt box in the same image
-    (lowest index on ties) and that IoU; ``(-1, 0.0)`` when it overlaps none.
+    (lowest index on ties) and that IoU, when that IoU is ``>= min_iou``; otherwise ``(-1, 0.0)``.
 
-    Only box pairs whose centres are closer than the sum of their half diagonals can overlap, so the pairs come
-    from a KD-tree query (:func:`crowdlib.metrics._pairs.candidate_pairs`) instead of a dense IoU matrix.
+    Pruning: ``IoU >= t`` forces the intersection width to be ``>= t * max(w_a, w_b)`` and so the centre offset
+    to be ``<= (1 - t) * max(w_a, w_b)`` along x (same along y), i.e. a centre distance of at most
+    ``sqrt(2) (1 - t) max(side_a, side_b)``. Predictions are grouped by size octave and each group is one
+    KD-tree pair query (:func:`crowdlib.metrics._pairs.candidate_pairs`), so no dense IoU matrix is built.
     """
     n_pred = sum(len(p) for p in preds)
     best = np.full(n_pred, -1, dtype=np.int64)
@@ -79,15 +81,28 @@ def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray]) -> tuple[np.nda
     if n_pred == 0 or sum(len(g) for g in gts) == 0:
         return best, val
     p_all, g_all = np.concatenate(preds), np.concatenate(gts)
+    p_img = np.repeat(np.arange(len(preds)), [len(p) for p in preds])
 
     def centre(b: np.ndarray) -> np.ndarray:
         return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
 
-    def half_diag(b: np.ndarray) -> np.ndarray:
-        return 0.5 * np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    def side(b: np.ndarray) -> np.ndarray:
+        return np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
 
-    reach = half_diag(g_all) + float(half_diag(p_all).max()) + 1e-6
-    gi, pj, _, *_ = candidate_pairs([centre(p) for p in preds], [centre(g) for g in gts], reach)
+    g_side, p_side = side(g_all), side(p_all)
+    g_c = [centre(g) for g in gts]
+    octave = np.ceil(np.log2(np.maximum(p_side, 1e-6))).astype(np.int64)
+    gi_parts, pj_parts = [], []
+    for o in np.unique(octave):
+        sel = np.nonzero(octave == o)[0]
+        reach = np.sqrt(2.0) * (1.0 - min_iou) * np.maximum(g_side, p_side[sel].max()) + 1e-6
+        # sel is ascending, hence image-major: split it into per-image runs
+        cuts = np.cumsum(np.bincount(p_img[sel], minlength=len(preds)))[:-1]
+        sub = np.split(centre(p_all[sel]), cuts)
+        gi, pj, _, *_ = candidate_pairs(sub, g_c, reach)
+        gi_parts.append(gi)
+        pj_parts.append(sel[pj])
+    gi, pj = np.concatenate(gi_parts), np.concatenate(pj_parts)
     if len(gi) == 0:
         return best, val
     pb, gb = p_all[pj], g_all[gi]
@@ -96,8 +111,10 @@ def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray]) -> tuple[np.nda
     inter = w * h
     union = (pb[:, 2] - pb[:, 0]) * (pb[:, 3] - pb[:, 1]) + (gb[:, 2] - gb[:, 0]) * (gb[:, 3] - gb[:, 1]) - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    pos = iou > 0
+    pos = iou >= min_iou
     gi, pj, iou = gi[pos], pj[pos], iou[pos]
+    if len(gi) == 0:
+        return best, val
     order = np.lexsort((gi, -iou, pj))
     pj, gi, iou = pj[order], gi[order], iou[order]
     first = np.r_[True, pj[1:] != pj[:-1]]
@@ -150,14 +167,14 @@ def box_ap(
         scores_l.append(sc)
         gts.append(gb)
         ign_l.append(ign)
-    best, iou = _best_gt_all(preds, gts)
+    best, iou = _best_gt_all(preds, gts, min(thresholds) if thresholds else 1.0)
     gt_ign = np.concatenate(ign_l) if n else np.zeros(0, bool)
     num_gt = int((~gt_ign).sum())
     ign = np.where(best >= 0, gt_ign[np.maximum(best, 0)] if len(gt_ign) else False, False)
     scores = np.concatenate(scores_l) if n else np.zeros(0)
     img = np.repeat(np.arange(n), [len(p) for p in preds]) if n else np.zeros(0, np.int64)
     bx = np.concatenate(preds) if n else np.zeros((0, 4))
-    order = np.lexsort((bx[:, 3], bx[:, 2], bx[:, 1], bx[:, 0], img, -scores))
+    order = rank_order(scores, img, bx[:, 0], bx[:, 1], bx[:, 2], bx[:, 3])
     scores, iou, best, ign = scores[order], iou[order], best[order], ign[order]
     out: dict[float, float] = {}
     for t in thresholds:

@@ -23,7 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
 from crowdlib.metrics._pairs import as_points, candidate_pairs
-from crowdlib.metrics.ap import average_precision, pr_curve
+from crowdlib.metrics.ap import average_precision, pr_curve, rank_order
 
 __all__ = ["greedy_point_matching", "point_ap", "point_map_over_radii", "mle", "mle_details"]
 
@@ -65,10 +65,7 @@ def _prepare(preds: Sequence[Any], gts: Sequence[Any]) -> tuple[list[np.ndarray]
 
 def _ranks(p_all: np.ndarray, p_img: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Rank of each prediction: score descending, ties by image index, then x, then y."""
-    order = np.argsort(-scores, kind="stable")
-    s = scores[order]
-    if np.any(s[1:] == s[:-1]):  # ties: break them by position so the ranking ignores input order
-        order = np.lexsort((p_all[:, 1], p_all[:, 0], p_img, -scores))
+    order = rank_order(scores, p_img, p_all[:, 0], p_all[:, 1])
     rank = np.empty(len(scores), dtype=np.int64)
     rank[order] = np.arange(len(scores))
     return rank

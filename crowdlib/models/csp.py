@@ -41,21 +41,27 @@ def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 
 
 class FullResDecoder(nn.Module):
-    """FPN-style fusion of C3-C5 to ``width`` channels, then x2 nearest and two deconv blocks (stride / 8)."""
+    """FPN-style fusion of C3-C5 to ``width`` channels, then x2 nearest and two deconv blocks (stride / 8).
 
-    def __init__(self, in_channels: Mapping[str, int], strides: Mapping[str, int], width: int = 256) -> None:
+    ``up_width`` (default ``width``) sets the channels of the smoothing conv and the two full-resolution blocks;
+    the paper uses 256 throughout, a CPU run can keep the fusion wide and the costly high-resolution blocks narrow.
+    """
+
+    def __init__(self, in_channels: Mapping[str, int], strides: Mapping[str, int], width: int = 256,
+                 up_width: int | None = None) -> None:
         super().__init__()
         if strides["c3"] % 8 != 0:
             raise ValueError(f"FullResDecoder: C3 stride must be a multiple of 8, got {strides['c3']}")
         self.out_stride = strides["c3"] // 8
         self.lateral = nn.ModuleDict({k: nn.Conv2d(in_channels[k], width, 1) for k in ("c3", "c4", "c5")})
-        self.smooth = _conv_bn_relu(width, width, 3)
+        up = int(up_width or width)
+        self.smooth = _conv_bn_relu(width, up, 3)
         blocks = []
         for _ in range(2):
-            blocks += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1, bias=False),
-                       nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            blocks += [nn.ConvTranspose2d(up, up, 4, stride=2, padding=1, bias=False),
+                       nn.Conv2d(up, up, 3, padding=1, bias=False), nn.BatchNorm2d(up), nn.ReLU(inplace=True)]
         self.up = nn.Sequential(*blocks)
-        self.out_channels = width
+        self.out_channels = up
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
         p = self.lateral["c5"](feats["c5"])
@@ -107,6 +113,7 @@ class CSPDetector(nn.Module):
             ``resnet50``, ``vgg16``).
         decoder: ``"fullres"`` (paper, dense crowds) or ``"csp"`` (stride 4, original CSP).
         width: decoder channels (paper 256; use 16-32 with the tiny backbone).
+        up_width: channels of the full-resolution blocks of the ``"fullres"`` decoder (default ``width``).
         offset_head: add the offset head (default: only for the ``"csp"`` decoder).
         pretrained: load ImageNet weights for the backbone (offline, see the backbones module).
         center_prior: prior probability used to initialise the centre head's bias (paper/CSP 0.01).
@@ -114,16 +121,19 @@ class CSPDetector(nn.Module):
     """
 
     def __init__(self, backbone: str = "tiny", decoder: str = "fullres", width: int = 256, *,
-                 offset_head: bool | None = None, pretrained: bool = False, center_prior: float = 0.01,
-                 init_log_size: float = math.log(8.0)) -> None:
+                 up_width: int | None = None, offset_head: bool | None = None, pretrained: bool = False,
+                 center_prior: float = 0.01, init_log_size: float = math.log(8.0)) -> None:
         super().__init__()
         if decoder not in ("fullres", "csp"):
             raise ValueError(f"CSPDetector: decoder must be 'fullres' or 'csp', got {decoder!r}")
         if not 0.0 < center_prior < 1.0:
             raise ValueError(f"CSPDetector: center_prior must lie in (0, 1), got {center_prior}")
         self.backbone = build_backbone(backbone, pretrained=pretrained)
-        dec_cls = FullResDecoder if decoder == "fullres" else CSPDecoder
-        self.decoder = dec_cls(self.backbone.out_channels, self.backbone.strides, width)
+        if decoder == "fullres":
+            self.decoder = FullResDecoder(self.backbone.out_channels, self.backbone.strides, width, up_width)
+        else:
+            self.decoder = CSPDecoder(self.backbone.out_channels, self.backbone.strides, width)
+        width = self.decoder.out_channels
         self.stride = int(self.decoder.out_stride)
         self.decoder_name = decoder
         self.center_head = nn.Conv2d(width, 1, 1)
@@ -158,14 +168,15 @@ _LOSS_KEYS = ("center_weight", "size_weight", "offset_weight", "gamma", "delta",
 def build_csp_sdnet(cfg: Mapping[str, Any]) -> tuple[CSPDetector, CSPLoss]:
     """Build ``(CSPDetector, CSPLoss)`` from a config dict.
 
-    Model keys: ``backbone`` (``"tiny"``), ``decoder`` (``"fullres"``), ``width`` (256), ``offset_head``,
+    Model keys: ``backbone`` (``"tiny"``), ``decoder`` (``"fullres"``), ``width`` (256), ``up_width``, ``offset_head``,
     ``pretrained`` (False), ``center_prior`` (0.01), ``init_log_size``. Loss keys (optionally under ``cfg["loss"]``):
     those of :class:`crowdlib.losses.csp.CSPLoss`; ``neg_scale`` defaults to 1/16 for the full-resolution decoder
     and 1 for the CSP decoder (paper's ``A``).
     """
     model = CSPDetector(
         backbone=cfg.get("backbone", "tiny"), decoder=cfg.get("decoder", "fullres"), width=int(cfg.get("width", 256)),
-        offset_head=cfg.get("offset_head"), pretrained=bool(cfg.get("pretrained", False)),
+        up_width=None if cfg.get("up_width") is None else int(cfg["up_width"]), offset_head=cfg.get("offset_head"),
+        pretrained=bool(cfg.get("pretrained", False)),
         center_prior=float(cfg.get("center_prior", 0.01)),
         init_log_size=float(cfg.get("init_log_size", math.log(8.0))),
     )

@@ -164,6 +164,7 @@ def density_map(
     truncate: float = 4.0,
     renormalize: bool = True,
     method: Literal["fast", "classic"] = "fast",
+    dtype: type = np.float32,
 ) -> np.ndarray:
     """Density map with one Gaussian per head (see the module docstring for the conventions).
 
@@ -177,9 +178,10 @@ def density_map(
         truncate: kernel half-width in sigmas (scipy's rule).
         renormalize: rescale each cropped kernel to sum 1 (count-preserving at borders).
         method: ``"fast"`` (batched splatting) or ``"classic"`` (one full-image filter per head).
+        dtype: output dtype; both methods compute in float64 and cast at the end.
 
     Returns:
-        ``(H, W)`` float32 density map.
+        ``(H, W)`` density map (float32 by default).
     """
     pts = as_points(points)
     hw = as_shape(shape)
@@ -198,7 +200,7 @@ def density_map(
     if truncate <= 0:
         raise ValueError(f"truncate: must be > 0, got {truncate}")
     if n == 0:
-        return np.zeros(hw, dtype=np.float32)
+        return np.zeros(hw, dtype=dtype)
     cols, rows = pixel_indices(pts, hw)
     if method == "fast":
         out = _fast(cols, rows, sig, hw, truncate, renormalize)
@@ -206,4 +208,4 @@ def density_map(
         out = _classic(cols, rows, sig, hw, truncate, renormalize)
     else:
         raise ValueError(f"method: expected 'fast' or 'classic', got {method!r}")
-    return out.astype(np.float32)
+    return out.astype(dtype)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FormatError", "check_points", "image_size_of", "load_mat", "load_rgb"]
+__all__ = ["FormatError", "build_record", "check_points", "image_size_of", "load_mat", "load_rgb", "resolve_image"]
 
 
 class FormatError(ValueError):

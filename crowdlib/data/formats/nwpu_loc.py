@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from crowdlib.data.formats._common import FormatError
+
 __all__ = [
     "NWPULocFormatError",
     "NWPUHeads",
@@ -35,8 +37,8 @@ __all__ = [
 NWPU_NUM_LEVELS = 6
 
 
-class NWPULocFormatError(ValueError):
-    """A malformed NWPU localization file; the message names the file and the line."""
+class NWPULocFormatError(FormatError):
+    """A malformed NWPU localization file (a ``FormatError``, hence a ``ValueError``); names the file and line."""
 
 
 class NWPUHeads(NamedTuple):
@@ -56,8 +58,9 @@ def nwpu_val_ids() -> list[str]:
     return ["3098" if i == 3169 else str(i) for i in range(3110, 3610)]
 
 
-def _parse_lines(path: Path, per_item: int) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+def _parse_lines(path: Path, per_item: int) -> dict[str, tuple[int, np.ndarray]]:
+    """``{id: (line number, (num, per_item) float64 values)}``; raises on malformed lines."""
+    out: dict[str, tuple[int, np.ndarray]] = {}
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             tokens = line.split()
@@ -86,7 +89,7 @@ def _parse_lines(path: Path, per_item: int) -> dict[str, np.ndarray]:
                 raise NWPULocFormatError(f"{where}: non-numeric value in image {image_id} ({exc})") from None
             if not np.all(np.isfinite(values)):
                 raise NWPULocFormatError(f"{where}: non-finite value in image {image_id}")
-            out[image_id] = values.reshape(num, per_item)
+            out[image_id] = (lineno, values.reshape(num, per_item))
     return out
 
 
@@ -100,12 +103,12 @@ def read_nwpu_gt(path: str | Path) -> dict[str, NWPUHeads]:
     path = Path(path)
     raw = _parse_lines(path, 5)
     out: dict[str, NWPUHeads] = {}
-    for image_id, arr in raw.items():
+    for image_id, (lineno, arr) in raw.items():
         lv = arr[:, 4]
         if np.any(lv != np.round(lv)) or np.any(lv < 0):
-            raise NWPULocFormatError(f"{path}: image {image_id}: levels must be non-negative integers")
+            raise NWPULocFormatError(f"{path}:{lineno}: image {image_id}: levels must be non-negative integers")
         if np.any(arr[:, 2:4] < 0):
-            raise NWPULocFormatError(f"{path}: image {image_id}: negative sigma")
+            raise NWPULocFormatError(f"{path}:{lineno}: image {image_id}: negative sigma")
         out[image_id] = NWPUHeads(
             arr[:, 0:2].astype(np.float32), arr[:, 2:4].astype(np.float32), lv.astype(np.int64)
         )
@@ -114,7 +117,7 @@ def read_nwpu_gt(path: str | Path) -> dict[str, NWPUHeads]:
 
 def read_nwpu_pred(path: str | Path) -> dict[str, np.ndarray]:
     """Read a prediction file ``id num x y ...`` into ``{id: (N, 2) float32 points}`` (floats accepted)."""
-    return {k: v.astype(np.float32) for k, v in _parse_lines(Path(path), 2).items()}
+    return {k: v.astype(np.float32) for k, (_, v) in _parse_lines(Path(path), 2).items()}
 
 
 def _fmt(values: np.ndarray, integer: bool) -> str:

@@ -59,7 +59,7 @@ def read_widerface(
             raise FormatError(f"{p}: line {i + 2}: expected the face count of {name!r}, got {lines[i + 1]!r}") from exc
         if n < 0:
             raise FormatError(f"{p}: line {i + 2}: negative face count {n}")
-        body = lines[i + 2:i + 2 + max(n, 1)] if n > 0 else []
+        body = lines[i + 2:i + 2 + n]
         i += 2 + n
         if n == 0 and i < len(lines) and len(lines[i].split()) == 10:
             i += 1  # the all-zero placeholder line
