@@ -141,3 +141,11 @@ def test_properties(seed, n):
         if n:
             assert same[t] == pytest.approx(base[t])
             assert far[t] <= base[t] + 1e-12
+
+
+def test_tied_scores_hand_computed():
+    gt = [np.array([[0, 0, 10, 10]], float)]
+    pred = [np.array([[40, 40, 50, 50], [0, 0, 10, 10]], float)]
+    # one FP and one TP with the same score form one PR point: recall 1, precision 1/2, in either listing order
+    assert box_ap(pred, [np.array([0.5, 0.5])], gt, (0.5,))[0.5] == pytest.approx(0.5)
+    assert box_ap([pred[0][::-1]], [np.array([0.5, 0.5])], gt, (0.5,))[0.5] == pytest.approx(0.5)

@@ -72,3 +72,9 @@ def test_game_errors():
         game(np.zeros((3, 2)), np.zeros((0, 2)), 1, pred_kind="points")
     with pytest.raises(ValueError, match="level"):
         game(np.zeros((4, 4)), np.zeros((0, 2)), -1)
+
+
+def test_empty_inputs_give_nan_not_errors():
+    assert math.isnan(mae([], []))
+    m = count_metrics([], [])
+    assert m["n_images"] == 0 and math.isnan(m["mse"]) and math.isnan(m["nae"])

@@ -147,7 +147,11 @@ scene = st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=0, 
 
 
 @settings(max_examples=40, deadline=None)
-@given(gts=st.lists(scene, min_size=1, max_size=3), noise=st.lists(scene, min_size=3, max_size=3), seed=st.integers(0, 999))
+@given(
+    gts=st.lists(scene, min_size=1, max_size=3),
+    noise=st.lists(scene, min_size=3, max_size=3),
+    seed=st.integers(0, 999),
+)
 def test_properties(gts, noise, seed):
     rng = np.random.default_rng(seed)
     n_heads = sum(len(g) for g in gts)

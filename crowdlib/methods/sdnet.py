@@ -1069,3 +1069,115 @@ def describe_run_device() -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
     return f"cpu ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})"
+
+
+def _preset_of(rec: Any) -> str:
+    return str(rec.meta.get("preset", rec.image_id.split("-")[0]))
+
+
+def quality_by_preset(train_records: Sequence[Any], pseudo: Mapping[str, Any], stores: Mapping[int, PseudoBoxStore],
+                      iou: float = 0.5) -> "Any":
+    """Share (%) of heads whose pseudo box has IoU >= ``iou`` with its true box, per preset (dense vs sparse).
+
+    Columns GAK, LUDA and refined (mean over the stores' seeds).
+    """
+    import pandas as pd
+    from crowdlib.metrics.boxes import box_iou
+
+    def own(boxes: Sequence[np.ndarray], idx: Sequence[int]) -> np.ndarray:
+        vals = [np.diag(box_iou(boxes[i], train_records[i].boxes)) for i in idx if len(boxes[i])]
+        return np.concatenate(vals) if vals else np.zeros(0)
+
+    presets = sorted({_preset_of(r) for r in train_records})
+    gak = pseudo_boxes(train_records, "gak", pseudo.get("params"))
+    luda = pseudo_boxes(train_records, "luda", pseudo.get("params"))
+    out = []
+    for p in presets:
+        idx = [i for i, r in enumerate(train_records) if _preset_of(r) == p]
+        row = {"preset": p, "heads": int(sum(train_records[i].count for i in idx)),
+               "GAK": 100 * float((own(gak, idx) >= iou).mean()), "LUDA": 100 * float((own(luda, idx) >= iou).mean())}
+        if stores:
+            row["refined"] = float(np.mean([100 * (own([s.boxes(i) for i in range(len(s))], idx) >= iou).mean()
+                                            for s in stores.values()]))
+        out.append(row)
+    return pd.DataFrame(out).set_index("preset")
+
+
+def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, fraction: float = 0.25) -> list:
+    """Rows (table ``"fig4"``) of the refined share (%) per crowdedness bin after ``fraction`` of the epochs
+    (metric ``"refined share, early"``) and at the end (``"refined share, final"``), one value per seed."""
+    from crowdlib.repro import Row
+
+    vals: dict[tuple[str, str], list[float]] = {}
+    for (name, _seed), res in runs.items():
+        hist = res["history"]
+        if name != setting or not hist:
+            continue
+        early = hist[max(0, int(math.ceil(fraction * len(hist))) - 1)]
+        for label in BIN_LABELS:
+            vals.setdefault((label, "refined share, early"), []).append(100 * early[f"refined_share/{label}"])
+            vals.setdefault((label, "refined share, final"), []).append(100 * hist[-1][f"refined_share/{label}"])
+    return [Row("fig4", label, metric, v) for (label, metric), v in vals.items()
+            if all(math.isfinite(x) for x in v)]
+
+
+# =====================================================================================================================
+# ShanghaiTech (notebook 13)
+# =====================================================================================================================
+def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = None, crop: int = 192,
+                        input_scale: float = 0.5, epochs: int = 4, max_steps: int | None = None,
+                        batch_size: int = 8, lr: float = 1e-3, backbone: str = "mobilenet_v2",
+                        pretrained: bool = True, width: int = 64, up_width: int | None = 16, seed: int = 0,
+                        val_fraction: float = 0.1) -> dict[str, Any]:
+    """Run config for ShanghaiTech ``part`` train (validation carved from train, ``val_fraction`` as the paper's
+    10%). Images are trained at ``input_scale`` (scale jitter +-20% around it) on ``crop`` crops and tested at the
+    same scale; LUDA uses the authors' SHA/SHB parameters (:data:`crowdlib.targets.pseudo_sizes.LUDA_PRESETS`)."""
+    from crowdlib.targets.pseudo_sizes import LUDA_PRESETS
+
+    preset = dict(LUDA_PRESETS["SHB" if part == "B" else "SHA"])
+    cap = preset.get("max_weight")
+    return merge_config(default_config(), {
+        "data": {"source": "shanghaitech", "root": str(root), "part": part, "split": "train", "limit": n_train},
+        "val_fraction": float(val_fraction),
+        "model": {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
+                  "up_width": None if up_width is None else int(up_width),
+                  "loss": {"alpha_cap": None if cap is None else float(cap)}},
+        "pseudo": {"init": "luda", "params": preset},
+        "train": {"epochs": int(epochs), "max_steps": None if max_steps is None else int(max_steps),
+                  "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop),
+                  "scale_range": [0.8 * input_scale, 1.2 * input_scale], "color_jitter": 0.0},
+        "eval": {"scales": [float(input_scale)], "batch_size": 2},
+        "seed": int(seed),
+    })
+
+
+def evaluate_points(result: Mapping[str, Any], cfg: Mapping[str, Any], records: Sequence[Any], *,
+                    device: torch.device | str | None = None, progress: bool = False,
+                    radius: float = 20.0) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
+    """Counting (MAE, RMSE, NAE) and localization (point AP at ``radius`` px in %, MLE in px) on point-only data.
+
+    AP ranks every decoded peak; MLE and the counts use the peaks above the validation-chosen count threshold.
+    Returns ``(metrics, predictions)``.
+    """
+    from crowdlib.metrics.points import mle, point_ap
+
+    cfg = merge_config(default_config(), cfg)
+    model = load_detector(result, cfg, device)
+    e = cfg["eval"]
+    preds = predict_sdnet(model, records, device=next(model.parameters()).device, scales=e["scales"],
+                          min_score=e["min_score"], nms_iou=e["nms_iou"], batch_size=int(e["batch_size"]),
+                          progress=progress)
+    thr = float(result["count_threshold"])
+    gts = [r.points for r in records]
+    kept = [{"points": p["points"][p["scores"] >= thr], "scores": p["scores"][p["scores"] >= thr]} for p in preds]
+    out = count_errors([len(k["points"]) for k in kept], [r.count for r in records])
+    out["AP@20px (%)"] = 100.0 * float(point_ap([{"points": p["points"], "scores": p["scores"]} for p in preds], gts,
+                                                radius))
+    out["MLE"] = float(mle(kept, gts, radius=radius))
+    return out, preds
+
+
+def mean_train_count(result: Mapping[str, Any]) -> float:
+    """Mean head count of a run's training images (the trivial counting baseline)."""
+    st = result["store"]
+    return float(np.mean([len(p) for p in st["points"]])) if st["points"] else 0.0

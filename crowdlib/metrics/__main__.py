@@ -36,7 +36,9 @@ def _parse_ids(values: Sequence[str] | None) -> list[str] | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m crowdlib.metrics", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    loc = sub.add_parser("loc", help="NWPU-Crowd localization protocol (Precision/Recall/F1, per-level recall, MAE/MSE/NAE)")
+    loc = sub.add_parser(
+        "loc", help="NWPU-Crowd localization protocol (Precision/Recall/F1, per-level recall, MAE/MSE/NAE)"
+    )
     loc.add_argument("--gt", required=True, help="ground-truth file 'id num x y sigma_s sigma_l level ...'")
     loc.add_argument("--pred", required=True, help="prediction file 'id num x y ...' (float coordinates accepted)")
     loc.add_argument(
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluator's list (3110..3609 with 3169 replaced by 3098); default: every id of the ground-truth file",
     )
     loc.add_argument(
-        "--allow-missing", action="store_true", help="count an id absent from the prediction file as an empty prediction"
+        "--allow-missing",
+        action="store_true",
+        help="count an id absent from the prediction file as an empty prediction",
     )
     loc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser

@@ -72,8 +72,10 @@ def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray], min_iou: float)
 
     Pruning: ``IoU >= t`` forces the intersection width to be ``>= t * max(w_a, w_b)`` and so the centre offset
     to be ``<= (1 - t) * max(w_a, w_b)`` along x (same along y), i.e. a centre distance of at most
-    ``sqrt(2) (1 - t) max(side_a, side_b)``. Predictions are grouped by size octave and each group is one
-    KD-tree pair query (:func:`crowdlib.metrics._pairs.candidate_pairs`), so no dense IoU matrix is built.
+    ``c * max(side_a, side_b)`` with ``c = sqrt(2) (1 - t)``. That holds when the distance is within ``c`` times
+    the ground truth's side or within ``c`` times the prediction's side, so the candidate pairs are the union of
+    two KD-tree queries (:func:`crowdlib.metrics._pairs.candidate_pairs`), one with a radius per ground truth and
+    one with a radius per prediction; no dense IoU matrix is built.
     """
     n_pred = sum(len(p) for p in preds)
     best = np.full(n_pred, -1, dtype=np.int64)
@@ -81,7 +83,6 @@ def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray], min_iou: float)
     if n_pred == 0 or sum(len(g) for g in gts) == 0:
         return best, val
     p_all, g_all = np.concatenate(preds), np.concatenate(gts)
-    p_img = np.repeat(np.arange(len(preds)), [len(p) for p in preds])
 
     def centre(b: np.ndarray) -> np.ndarray:
         return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
@@ -89,20 +90,13 @@ def _best_gt_all(preds: list[np.ndarray], gts: list[np.ndarray], min_iou: float)
     def side(b: np.ndarray) -> np.ndarray:
         return np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
 
-    g_side, p_side = side(g_all), side(p_all)
-    g_c = [centre(g) for g in gts]
-    octave = np.ceil(np.log2(np.maximum(p_side, 1e-6))).astype(np.int64)
-    gi_parts, pj_parts = [], []
-    for o in np.unique(octave):
-        sel = np.nonzero(octave == o)[0]
-        reach = np.sqrt(2.0) * (1.0 - min_iou) * np.maximum(g_side, p_side[sel].max()) + 1e-6
-        # sel is ascending, hence image-major: split it into per-image runs
-        cuts = np.cumsum(np.bincount(p_img[sel], minlength=len(preds)))[:-1]
-        sub = np.split(centre(p_all[sel]), cuts)
-        gi, pj, _, *_ = candidate_pairs(sub, g_c, reach)
-        gi_parts.append(gi)
-        pj_parts.append(sel[pj])
-    gi, pj = np.concatenate(gi_parts), np.concatenate(pj_parts)
+    c = np.sqrt(2.0) * (1.0 - min_iou)
+    p_c, g_c = [centre(p) for p in preds], [centre(g) for g in gts]
+    r_g = c * side(g_all) + 1e-6
+    gi1, pj1, *_ = candidate_pairs(p_c, g_c, r_g)
+    pj2, gi2, d2, *_ = candidate_pairs(g_c, p_c, c * side(p_all) + 1e-6)  # roles swapped: radius per prediction
+    extra = d2 > r_g[gi2]  # pairs not already found by the first query
+    gi, pj = np.concatenate([gi1, gi2[extra]]), np.concatenate([pj1, pj2[extra]])
     if len(gi) == 0:
         return best, val
     pb, gb = p_all[pj], g_all[gi]

@@ -136,7 +136,8 @@ def game(
         raise ValueError(f"game: gt_points must have shape (M, 2), got {gt.shape}")
     kind = pred_kind
     if kind == "auto":
-        kind = "points" if image_size is not None and (arr.size == 0 or (arr.ndim == 2 and arr.shape[1] == 2)) else "density"
+        looks_like_points = arr.size == 0 or (arr.ndim == 2 and arr.shape[1] == 2)
+        kind = "points" if image_size is not None and looks_like_points else "density"
     if kind == "points":
         if image_size is None:
             raise ValueError("game: image_size is required when pred holds points")

@@ -213,7 +213,9 @@ def nwpu_evaluate(
         elif allow_missing_pred:
             preds.append(np.zeros((0, 2)))
         else:
-            raise ValueError(f"nwpu_evaluate: id {k!r} has no prediction (pass allow_missing_pred=True to count it empty)")
+            raise ValueError(
+                f"nwpu_evaluate: id {k!r} has no prediction (pass allow_missing_pred=True to count it empty)"
+            )
     n = len(keys)
     sig_all = np.concatenate([g[1] for g in gts]) if n else np.zeros((0, 2))
     lv_all = np.concatenate([g[2] for g in gts]) if n else np.zeros(0, np.int64)

@@ -223,21 +223,39 @@ def _hungarian(gi: np.ndarray, pj: np.ndarray, dist: np.ndarray, n_gt: int, n_pr
     comp = label[gi]
     g_per = np.bincount(label[:n_gt], minlength=label.max() + 1)
     p_per = np.bincount(label[n_gt:], minlength=label.max() + 1)
-    single = (g_per[comp] == 1) & (p_per[comp] == 1)
-    pred_gt[pj[single]] = gi[single]
+    # a component with a single head or a single prediction admits one pair: its shortest edge is optimal
+    single = (g_per[comp] == 1) | (p_per[comp] == 1)
+    idx = np.nonzero(single)[0]
+    if idx.size:
+        idx = idx[np.lexsort((gi[idx], pj[idx], dist[idx], comp[idx]))]
+        first = np.r_[True, comp[idx][1:] != comp[idx][:-1]]
+        pred_gt[pj[idx[first]]] = gi[idx[first]]
     rest = np.nonzero(~single)[0]
     if rest.size:
         rest = rest[np.argsort(comp[rest], kind="stable")]
-        bounds = np.nonzero(np.diff(comp[rest]))[0] + 1
-        for idx in np.split(rest, bounds):
-            ug, lg = np.unique(gi[idx], return_inverse=True)
-            up, lp = np.unique(pj[idx], return_inverse=True)
-            big = radius * (min(len(ug), len(up)) + 1) + 1.0
-            cost = np.full((len(ug), len(up)), big)
-            cost[lg, lp] = dist[idx]
+        rc, rg, rp = comp[rest], gi[rest], pj[rest]
+        # local row/column index of each pair inside its component, computed once for all components
+        _, g_dense = np.unique(rc * (n_gt + 1) + rg, return_inverse=True)
+        _, p_dense = np.unique(rc * (n_pred + 1) + rp, return_inverse=True)
+        starts = np.r_[0, np.nonzero(np.diff(rc))[0] + 1]
+        ends = np.r_[starts[1:], len(rest)]
+        g_base, p_base = np.minimum.reduceat(g_dense, starts), np.minimum.reduceat(p_dense, starts)
+        lg_all, lp_all = g_dense - np.repeat(g_base, ends - starts), p_dense - np.repeat(p_base, ends - starts)
+        d_all = dist[rest]
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            lg, lp = lg_all[a:b], lp_all[a:b]
+            n_r, n_c = int(lg.max()) + 1, int(lp.max()) + 1
+            big = radius * (min(n_r, n_c) + 1) + 1.0
+            cost = np.full((n_r, n_c), big)
+            cost[lg, lp] = d_all[a:b]
             r, c = linear_sum_assignment(cost)
             ok = cost[r, c] < big
-            pred_gt[up[c[ok]]] = ug[r[ok]]
+            # local -> global: the pairs of this component list every local index at least once
+            g_of = np.empty(n_r, dtype=np.int64)
+            g_of[lg] = rg[a:b]
+            p_of = np.empty(n_c, dtype=np.int64)
+            p_of[lp] = rp[a:b]
+            pred_gt[p_of[c[ok]]] = g_of[r[ok]]
     return pred_gt
 
 

@@ -150,7 +150,9 @@ def write_nwpu_gt(path: str | Path, gt: Mapping[str, tuple[np.ndarray, np.ndarra
             s = np.asarray(sig, dtype=np.float64).reshape(-1, 2)
             lvl = np.asarray(lv, dtype=np.float64).reshape(-1, 1)
             if not (len(p) == len(s) == len(lvl)):
-                raise ValueError(f"write_nwpu_gt: image {image_id}: {len(p)} points, {len(s)} sigmas, {len(lvl)} levels")
+                raise ValueError(
+                    f"write_nwpu_gt: image {image_id}: {len(p)} points, {len(s)} sigmas, {len(lvl)} levels"
+                )
             body = _fmt(np.concatenate([p, s, lvl], axis=1), True)
             fh.write(f"{image_id} {len(p)}" + (f" {body}" if body else "") + "\n")
 
