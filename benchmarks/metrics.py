@@ -14,22 +14,17 @@ Run with one thread for comparable numbers: ``OMP_NUM_THREADS=1 .venv/bin/python
 from __future__ import annotations
 
 import argparse
+import sys
 import json
-import statistics
-import time
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time  # noqa: E402
 
-def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall time over ``repeats`` calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+
+
 
 
 def _synthetic(n_images: int, n_heads: int, seed: int, width: int, height: int):
@@ -78,9 +73,9 @@ def main() -> None:
     root = default_data_root("nwpu_loc")
     if root is not None and (root / "val_gt_loc.txt").is_file():
         gt_path, pred_path = root / "val_gt_loc.txt", root / "Raz_loc_val_0.5.txt"
-        t_parse, (gt, pred) = _timeit(lambda: (read_nwpu_gt(gt_path), read_nwpu_pred(pred_path)), args.repeats)
+        t_parse, (gt, pred) = median_time(lambda: (read_nwpu_gt(gt_path), read_nwpu_pred(pred_path)), args.repeats)
         ids = nwpu_val_ids()
-        t_eval, res = _timeit(lambda: nwpu_evaluate(gt, pred, ids), args.repeats)
+        t_eval, res = median_time(lambda: nwpu_evaluate(gt, pred, ids), args.repeats)
         expected = json.loads((root / "expected_Raz_loc.json").read_text())
         sig = ("sigma_s", "sigma_l")
         dev = max(abs(getattr(getattr(res, s), k) - expected[s][k]) for s in sig for k in ("precision", "recall", "f1"))
@@ -103,21 +98,21 @@ def main() -> None:
           f"{sum(len(p) for p in preds)} predictions")
     gt_map = {str(i): (gts[i], sigmas[i], np.zeros(len(gts[i]), np.int64)) for i in range(n)}
     pred_map = {str(i): preds[i] for i in range(n)}
-    t, res = _timeit(lambda: nwpu_evaluate(gt_map, pred_map), args.repeats)
+    t, res = median_time(lambda: nwpu_evaluate(gt_map, pred_map), args.repeats)
     print(f"  NWPU protocol        {t:7.3f} s   F1 sigma_l {res.sigma_l.f1:.4f}")
     results["synthetic_nwpu_s"] = t
     point_preds = list(zip(preds, scores))
-    t, ap = _timeit(lambda: point_ap(point_preds, gts, radius=20.0), args.repeats)
+    t, ap = median_time(lambda: point_ap(point_preds, gts, radius=20.0), args.repeats)
     print(f"  point AP (20 px)     {t:7.3f} s   AP {ap:.4f}")
     results["point_ap_s"] = t
-    t, err = _timeit(lambda: mle(point_preds, gts, radius=20.0), args.repeats)
+    t, err = median_time(lambda: mle(point_preds, gts, radius=20.0), args.repeats)
     print(f"  MLE (Hungarian)      {t:7.3f} s   MLE {err:.3f} px")
     results["mle_s"] = t
-    t, aps = _timeit(lambda: box_ap(pred_boxes, scores, gt_boxes, (0.3, 0.5, 0.7)), args.repeats)
+    t, aps = median_time(lambda: box_ap(pred_boxes, scores, gt_boxes, (0.3, 0.5, 0.7)), args.repeats)
     print(f"  box AP (0.3/0.5/0.7) {t:7.3f} s   " + " ".join(f"AP@{k}={v:.4f}" for k, v in aps.items()))
     results["box_ap_s"] = t
     m = min(args.map_images, n)
-    t, mp = _timeit(lambda: point_map_over_radii(point_preds[:m], gts[:m]), 1)
+    t, mp = median_time(lambda: point_map_over_radii(point_preds[:m], gts[:m]), 1)
     print(f"  point mAP r=1..100   {t:7.3f} s   mAP {mp:.4f}  ({m} images)")
     results["point_map_s"] = t
     if args.json:

@@ -16,22 +16,19 @@ Run with one thread for comparable numbers:
 from __future__ import annotations
 
 import argparse
+import sys
 import os
 import statistics
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time  # noqa: E402
 
-def _timeit(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Median wall time over ``repeats`` calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+
+
 
 
 def _pick_points(args: argparse.Namespace):
@@ -91,13 +88,13 @@ def main(argv: list[str] | None = None) -> None:
     pts, shape, desc, recs = _pick_points(args)
     print(f"image: {desc}")
 
-    t_fast, dens = _timeit(lambda: density_map(pts, shape, "adaptive"), args.repeats)
+    t_fast, dens = median_time(lambda: density_map(pts, shape, "adaptive"), args.repeats)
     print(f"adaptive density (ours, fast, renormalised): {t_fast * 1e3:.1f} ms, sum {dens.sum():.3f}")
-    t_fast_raw, _ = _timeit(lambda: density_map(pts, shape, "adaptive", renormalize=False), args.repeats)
+    t_fast_raw, _ = median_time(lambda: density_map(pts, shape, "adaptive", renormalize=False), args.repeats)
     print(f"adaptive density (ours, fast, renormalize=False): {t_fast_raw * 1e3:.1f} ms")
     fast_raw = density_map(pts, shape, "adaptive", renormalize=False, dtype=np.float64)
     if not args.skip_classic:
-        t_classic, classic = _timeit(
+        t_classic, classic = median_time(
             lambda: density_map(pts, shape, "adaptive", renormalize=False, method="classic", dtype=np.float64), 1)
         diff = float(np.abs(fast_raw - classic).max())
         print(f"adaptive density (classic, one full-image filter per head): {t_classic:.2f} s, "
@@ -107,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
               f"(max pixel value {classic.max():.3f})")
 
     sha = dict(LUDA_PRESETS["SHA"])
-    t_luda, ps = _timeit(lambda: luda_sizes(pts, shape[0], **sha), args.repeats)
+    t_luda, ps = median_time(lambda: luda_sizes(pts, shape[0], **sha), args.repeats)
     print(f"LUDA (SHA preset) on this image: {t_luda * 1e3:.2f} ms")
     if recs is not None:
         t0 = time.perf_counter()
@@ -116,13 +113,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"LUDA on all {len(recs)} SHA train images: {time.perf_counter() - t0:.2f} s "
               f"({sum(r.count for r in recs)} heads)")
 
-    t_csp, _ = _timeit(lambda: csp_targets(pts, ps.sizes, shape, crowdedness=ps.weights), args.repeats)
-    t_csp4, _ = _timeit(lambda: csp_targets(pts, ps.sizes, shape, stride=4), args.repeats)
+    t_csp, _ = median_time(lambda: csp_targets(pts, ps.sizes, shape, crowdedness=ps.weights), args.repeats)
+    t_csp4, _ = median_time(lambda: csp_targets(pts, ps.sizes, shape, stride=4), args.repeats)
     print(f"CSP targets: stride 1 {t_csp * 1e3:.1f} ms, stride 4 {t_csp4 * 1e3:.1f} ms")
-    t_inst, (_, kept) = _timeit(lambda: instance_map_from_points(pts, ps.sizes, shape, return_kept=True),
+    t_inst, (_, kept) = median_time(lambda: instance_map_from_points(pts, ps.sizes, shape, return_kept=True),
                                 args.repeats)
     print(f"IIM instance map from LUDA sizes: {t_inst * 1e3:.1f} ms ({int(kept.sum())}/{len(kept)} heads kept)")
-    t_ssr, _ = _timeit(lambda: ssr_labels(pts, shape), args.repeats)
+    t_ssr, _ = median_time(lambda: ssr_labels(pts, shape), args.repeats)
     print(f"SSR-HEF labels (15x15, 1/2 1/4 1/8): {t_ssr * 1e3:.1f} ms")
 
     try:

@@ -2,27 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from crowdlib._checks import as_points
+
 __all__ = ["as_points", "candidate_pairs"]
-
-
-def as_points(value: Any, what: str) -> np.ndarray:
-    """``value`` (array, tensor, or object with ``.points``) as float64 ``(N, 2)``; ``what`` names it in errors."""
-    pts = getattr(value, "points", value)
-    if hasattr(pts, "detach"):
-        pts = pts.detach().cpu().numpy()
-    arr = np.asarray(pts, dtype=np.float64)
-    if arr.size == 0:
-        return arr.reshape(0, 2)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"{what}: points must have shape (N, 2), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what}: points contain NaN or inf")
-    return arr
 
 
 def candidate_pairs(

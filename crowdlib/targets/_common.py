@@ -3,21 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def as_points(points: np.ndarray, name: str = "points") -> np.ndarray:
-    """Return ``points`` as a finite ``(N, 2)`` float64 array of ``(x, y)``.
-
-    Raises:
-        ValueError: naming ``name`` when the shape is wrong or a value is NaN/inf.
-    """
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.size == 0:
-        return pts.reshape(0, 2)
-    if pts.ndim != 2 or pts.shape[1] != 2:
-        raise ValueError(f"{name}: expected shape (N, 2) of (x, y), got {pts.shape}")
-    if not np.all(np.isfinite(pts)):
-        raise ValueError(f"{name}: contains NaN or infinite coordinates")
-    return pts
+from crowdlib._checks import as_points  # noqa: F401 - re-exported for the builders
 
 
 def as_shape(shape: tuple[int, int], name: str = "shape") -> tuple[int, int]:
