@@ -67,9 +67,17 @@ def test_binarize_k_zero_gives_zero_confidence_gradient_and_errors():
 def test_compressed_sigmoid_range_and_value():
     x = torch.linspace(-50, 50, 1001)
     y = compressed_sigmoid(x)
-    assert float(y.min()) > 0.2 - 1e-6 and float(y.max()) < 0.7
+    assert float(y.min()) >= 0.2 and float(y.max()) <= 0.7
+    assert float(compressed_sigmoid(torch.tensor(-5.0))) > 0.2 and float(compressed_sigmoid(torch.tensor(5.0))) < 0.7
     assert torch.all(y[1:] >= y[:-1])
     assert abs(float(compressed_sigmoid(torch.tensor(0.0))) - (1 / 3 + 0.2)) < 1e-6
+    xs = torch.tensor([-3.0, -0.5, 0.7, 4.0], dtype=torch.float64)
+    torch.testing.assert_close(compressed_sigmoid(xs), 1 / (2 + torch.exp(-xs)) + 0.2)
+    # no overflow: finite values and gradients far in the tails (the naive form gives nan gradients below -88)
+    x = torch.tensor([-1000.0, -100.0, 100.0, 1000.0], requires_grad=True)
+    compressed_sigmoid(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.all(x.grad >= 0)
+    torch.testing.assert_close(compressed_sigmoid(x.detach()), torch.tensor([0.2, 0.2, 0.7, 0.7]))
 
 
 def test_encoders_shapes_detach_and_range():

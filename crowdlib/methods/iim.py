@@ -23,6 +23,8 @@ configs coincide. The keys:
   this model's matching parameters (the threshold encoder starts fresh). With ``sched_offset`` and
   ``sched_total`` the poly schedule continues where the initialising run stopped, so that a run of ``A`` steps
   followed by one of ``B`` steps follows one schedule of ``A + B`` steps.
+- evaluation: whole images (``eval_window``: sliding windows above this size), optionally resized by
+  ``eval_scale`` (maps resized back before decoding); ``min_area`` for the components.
 
 Decoding (Sec. 3.3): 4-connected components of the binary map with at least ``min_area`` pixels (3); the
 centroid of a component is a head, the count is the number of components.
@@ -49,9 +51,12 @@ __all__ = [
     "DEFAULTS",
     "make_config",
     "load_records",
+    "shb_test_records",
     "IIMTargets",
+    "targets_for",
     "gt_for_scoring",
     "train_iim",
+    "get_or_train_iim",
     "load_trained",
     "predict_maps",
     "decode_components",
@@ -59,10 +64,22 @@ __all__ = [
     "decode_baseline",
     "score_points",
     "evaluate_model",
-    "get_or_train_iim",
-    "targets_for",
     "choose_decode_params",
     "threshold_stats",
+    "trunk_config",
+    "staged_config",
+    "scratch_config",
+    "setting_config",
+    "run_settings",
+    "rows_from_long",
+    "claim_sentences",
+    "table3_claims",
+    "table5_claims",
+    "TABLE3_SETTINGS",
+    "TABLE5_SETTINGS",
+    "PAPER_TABLE3",
+    "PAPER_TABLE5",
+    "METRICS",
 ]
 
 #: Defaults of every config key (the tiny CPU profile; notebooks override from their params files).
@@ -104,6 +121,7 @@ DEFAULTS: dict[str, Any] = {
     "poly_power": 0.9,
     "min_area": 3,
     "eval_window": 1024,
+    "eval_scale": 1.0,
     "init": None,
     "sched_offset": 0,
     "sched_total": None,
@@ -225,12 +243,14 @@ def targets_for(cfg: Mapping[str, Any]) -> IIMTargets:
                       cfg["density_sigma"], cfg["dot_radius"])
 
 
-def gt_for_scoring(rec: CrowdRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def gt_for_scoring(rec: CrowdRecord, fallback_size: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(points, sigmas (N, 2), levels)`` for the NWPU protocol: the record's own sigmas/levels when present
-    (NWPU / ShanghaiTech localization files), else computed from its true boxes (synthetic scenes).
+    (NWPU / ShanghaiTech localization files), else computed from its true boxes (synthetic scenes), else, when
+    ``fallback_size`` is given, from square boxes of that size (used only for model selection on points-only
+    validation images).
 
     Raises:
-        ValueError: when the record has neither sigmas nor boxes.
+        ValueError: when the record has neither sigmas nor boxes and no ``fallback_size`` is given.
     """
     from crowdlib.targets.instance import nwpu_sigmas_levels
 
@@ -239,6 +259,12 @@ def gt_for_scoring(rec: CrowdRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray
         return rec.points, rec.sigmas, lv
     if rec.boxes is not None:
         s, lv = nwpu_sigmas_levels(rec.boxes)
+        return rec.points, s, lv
+    if fallback_size is not None:
+        from crowdlib.targets.pseudo_sizes import boxes_from_sizes
+
+        boxes = boxes_from_sizes(rec.points, float(fallback_size)) if rec.count else np.zeros((0, 4))
+        s, lv = nwpu_sigmas_levels(boxes)
         return rec.points, s, lv
     raise ValueError(f"{rec.image_id}: needs NWPU sigmas or head boxes to be scored with the NWPU protocol")
 
@@ -255,12 +281,17 @@ def _normalise(image: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_maps(model: torch.nn.Module, records: Sequence[CrowdRecord], device: torch.device | str | None = None,
-                 *, window: int = 1024, overlap: int = 64, progress: bool = False) -> list[dict[str, np.ndarray]]:
+                 *, window: int = 1024, overlap: int = 64, scale: float = 1.0, density: bool = False,
+                 progress: bool = False) -> list[dict[str, np.ndarray]]:
     """Run a model on whole images (sliding windows above ``window`` px) and return numpy maps per image.
 
     IIM models give ``{"confidence", "threshold"}`` (``(H, W)`` float32 each; an image-level threshold is
-    expanded); the baselines give ``{"map"}``.
+    expanded); the baselines give ``{"map"}``. With ``scale != 1`` the image is resized by ``scale`` first (a
+    CPU-time saving for large images) and the maps are resized back to the image size (bilinear); with
+    ``density=True`` the ``"map"`` is then multiplied by ``scale ** 2`` so that its integral (the count) is kept.
     """
+    import torch.nn.functional as F
+
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was = model.training
     model.eval()
@@ -268,10 +299,24 @@ def predict_maps(model: torch.nn.Module, records: Sequence[CrowdRecord], device:
     try:
         for rec in tqdm(records, desc="predict", leave=False, disable=not progress):
             x = _normalise(rec.load_image()).to(dev)
+            H, W = x.shape[-2:]
+            if scale != 1.0:
+                x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False, antialias=scale < 1,
+                                  recompute_scale_factor=False)
             with autocast(dev):
                 keys = ("map",) if not hasattr(model, "encoder_type") else ("confidence", "threshold")
                 res = sliding_window_predict(model, x, window=window, overlap=overlap, keys=keys)
-            out.append({k: v[0, 0].float().cpu().numpy() for k, v in res.items() if k != "binary"})
+            maps = {}
+            for k, v in res.items():
+                if k == "binary":
+                    continue
+                v = v.float()
+                if scale != 1.0:
+                    v = F.interpolate(v, size=(H, W), mode="bilinear", align_corners=False)
+                    if k == "map" and density:
+                        v = v * scale ** 2
+                maps[k] = v[0, 0].cpu().numpy()
+            out.append(maps)
     finally:
         model.train(was)
     return out
@@ -305,14 +350,16 @@ def decode_baseline(model_name: str, maps: Mapping[str, np.ndarray], params: Map
     return pts, float(len(pts))
 
 
-def score_points(records: Sequence[CrowdRecord], points: Sequence[np.ndarray], counts: Sequence[float] | None = None) -> dict[str, Any]:
+def score_points(records: Sequence[CrowdRecord], points: Sequence[np.ndarray], counts: Sequence[float] | None = None,
+                 fallback_size: float | None = None) -> dict[str, Any]:
     """NWPU-protocol scores of predicted heads: ``f1``, ``pre``, ``rec`` (sigma_l), ``f1_s``/``pre_s``/``rec_s``
     (sigma_s), ``rec_levels`` (sigma_l recall per area level A0..A5), ``mae``, ``mse`` (root mean squared error),
-    ``nae``; counting errors use ``counts`` when given (e.g. a density integral), else the number of heads."""
+    ``nae``; counting errors use ``counts`` when given (e.g. a density integral), else the number of heads.
+    ``fallback_size``: see :func:`gt_for_scoring`."""
     from crowdlib.metrics.counting import count_metrics
     from crowdlib.metrics.nwpu import nwpu_evaluate
 
-    gt = {r.image_id: gt_for_scoring(r) for r in records}
+    gt = {r.image_id: gt_for_scoring(r, fallback_size) for r in records}
     pred = {r.image_id: np.asarray(p, np.float64).reshape(-1, 2) for r, p in zip(records, points)}
     res = nwpu_evaluate(gt, pred, [r.image_id for r in records])
     out = {
@@ -329,7 +376,7 @@ def score_points(records: Sequence[CrowdRecord], points: Sequence[np.ndarray], c
 
 
 def choose_decode_params(model_name: str, records: Sequence[CrowdRecord], maps: Sequence[Mapping[str, np.ndarray]],
-                         density_scale: float = 100.0) -> tuple[dict[str, Any], float]:
+                         density_scale: float = 100.0, fallback_size: float | None = None) -> tuple[dict[str, Any], float]:
     """Grid-search the baselines' peak threshold (and window) for the best F1 on the given (validation) images.
 
     Returns ``(params, f1)``. IIM needs no search (its threshold is fixed or learned): ``({}, nan)``.
@@ -343,7 +390,7 @@ def choose_decode_params(model_name: str, records: Sequence[CrowdRecord], maps: 
         for t in grid:
             params = {"threshold": t, "window": w}
             pts = [decode_baseline(model_name, m, params, density_scale)[0] for m in maps]
-            f1 = score_points(records, pts)["f1"]
+            f1 = score_points(records, pts, fallback_size=fallback_size)["f1"]
             if f1 > best[0]:
                 best = (f1, params)
     return best[1], best[0]
@@ -352,7 +399,7 @@ def choose_decode_params(model_name: str, records: Sequence[CrowdRecord], maps: 
 def evaluate_model(model: torch.nn.Module, cfg: Mapping[str, Any], records: Sequence[CrowdRecord], *,
                    maps: Sequence[Mapping[str, np.ndarray]] | None = None, threshold: float | None = None,
                    decode: Mapping[str, Any] | None = None, device: torch.device | str | None = None,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, fallback_size: float | None = None) -> dict[str, Any]:
     """Predict (unless ``maps`` are given), decode and score ``records``.
 
     IIM: ``threshold`` None uses the model's own threshold (learned, or ``fixed_threshold`` for CP), a float
@@ -360,7 +407,9 @@ def evaluate_model(model: torch.nn.Module, cfg: Mapping[str, Any], records: Sequ
     :func:`score_points`' dict plus ``"points"`` and ``"counts"`` per image.
     """
     if maps is None:
-        maps = predict_maps(model, records, device, window=int(cfg.get("eval_window", 1024)), progress=progress)
+        maps = predict_maps(model, records, device, window=int(cfg.get("eval_window", 1024)),
+                            scale=float(cfg.get("eval_scale", 1.0)), density=cfg["model"] == "iim_density",
+                            progress=progress)
     name = cfg["model"]
     if name == "iim":
         if threshold is None and cfg.get("encoder", "pbm") == "none":
@@ -372,7 +421,7 @@ def evaluate_model(model: torch.nn.Module, cfg: Mapping[str, Any], records: Sequ
             raise ValueError(f"evaluate_model: model {name!r} needs decode params (threshold/window) chosen on validation")
         dec = [decode_baseline(name, m, decode, float(cfg.get("density_scale", 100.0))) for m in maps]
         pts, counts = [d[0] for d in dec], [d[1] for d in dec]
-    out = score_points(records, pts, counts)
+    out = score_points(records, pts, counts, fallback_size=fallback_size)
     out["points"] = pts
     out["counts"] = counts
     return out
@@ -475,6 +524,7 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
     horizon = int(cfg["sched_total"]) if cfg["sched_total"] is not None else offset + total
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - (s + offset) / max(horizon, 1)) ** power)
     name = cfg["model"]
+    fb = float(cfg["point_size"])  # sigma_l for points-only validation images (model selection only)
     history: list[dict[str, Any]] = []
     best = {"f1": -1.0}
     best_state: dict[str, torch.Tensor] | None = None
@@ -492,9 +542,10 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
         imgs += stats["images"]
         secs += stats["seconds"]
         bar.update(steps)
-        maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]))
-        params, _ = choose_decode_params(name, val_recs, maps, float(cfg["density_scale"]))
-        val = evaluate_model(model, cfg, val_recs, maps=maps, decode=params)
+        maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]), scale=float(cfg["eval_scale"]),
+                            density=name == "iim_density")
+        params, _ = choose_decode_params(name, val_recs, maps, float(cfg["density_scale"]), fallback_size=fb)
+        val = evaluate_model(model, cfg, val_recs, maps=maps, decode=params, fallback_size=fb)
         rec = {"step": done, "val_f1": val["f1"], "val_pre": val["pre"], "val_rec": val["rec"], "val_mae": val["mae"],
                "lr": float(opt.param_groups[0]["lr"]), "images_per_s": float(stats["images_per_s"])}
         rec.update({f"loss_{k}": float(v) for k, v in stats.items() if k not in ("steps", "images", "seconds", "images_per_s")})
@@ -669,7 +720,9 @@ def run_settings(settings: Mapping[str, tuple[Mapping[str, Any], float | None]],
             key = config_hash(cfg)
             if key not in maps_cache:
                 model = load_trained(cfg, res)
-                maps_cache[key] = predict_maps(model, test_records, window=int(cfg["eval_window"]), progress=progress)
+                maps_cache[key] = predict_maps(model, test_records, window=int(cfg["eval_window"]),
+                                               scale=float(cfg["eval_scale"]), density=cfg["model"] == "iim_density",
+                                               progress=progress)
             maps = maps_cache[key]
             ev = evaluate_model(None, cfg, test_records, maps=maps, threshold=thr, decode=res.get("decode"))  # type: ignore[arg-type]
             vals = {m: float(ev[_METRIC_KEYS[m]]) * (100.0 if m in ("F1", "Pre", "Rec") else 1.0) for m in METRICS}
@@ -760,3 +813,26 @@ def table5_claims() -> list:
         Claim("IIM counts better than the density map (MAE)", "MAE", iim_, den, table="5"),
         Claim("IIM counts better than the dot map (MAE)", "MAE", iim_, dot, table="5"),
     ]
+
+
+def shb_test_records(root: Any, loc_file: Any, progress: bool = False) -> list[CrowdRecord]:
+    """ShanghaiTech Part B test records whose heads, NWPU sigmas and levels come from the localization file
+    ``SHHB_test_gt_loc.txt`` (ids ``0401``..: image ``IMG_k`` is id ``400 + k``), for scoring with sigma_l.
+
+    Raises:
+        ValueError: when an image has no line in the localization file.
+    """
+    from crowdlib.data.formats import read_nwpu_gt, read_shanghaitech
+
+    recs = read_shanghaitech(root, "B", "test", progress=progress)
+    gt = read_nwpu_gt(loc_file)
+    out = []
+    for r in recs:
+        num = int(str(r.image_id).split("_")[-1])
+        key = f"{400 + num:04d}"
+        if key not in gt:
+            raise ValueError(f"{loc_file}: no line for {r.image_id} (expected id {key})")
+        g = gt[key]
+        out.append(CrowdRecord(image_id=r.image_id, points=g.points, image_path=r.image_path, sigmas=g.sigmas,
+                               levels=g.levels, image_size=r.image_size, meta={"loc_id": key}))
+    return out

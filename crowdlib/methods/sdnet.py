@@ -413,7 +413,7 @@ def default_config() -> dict[str, Any]:
                    "search_radius": 0},
         "train": {"epochs": 8, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "crop": 128,
                   "scale_range": [0.8, 1.25], "flip": True, "color_jitter": 0.1, "grayscale_p": 0.0,
-                  "max_steps": None, "window": 5, "max_norm": 10.0},
+                  "max_steps": None, "window": 5, "max_norm": 10.0, "schedule": "cosine", "warmup_steps": 20},
         "eval": {"min_score": 0.05, "nms_iou": 0.5, "scales": [1.0], "batch_size": 16},
         "seed": 0,
     }
@@ -475,6 +475,24 @@ def _checkpoint_path(cfg: Mapping[str, Any], checkpoint_dir: str | None) -> Any:
     return base / f"{config_hash(cfg)}.pt"
 
 
+def _make_scheduler(opt: torch.optim.Optimizer, kind: str, warmup: int, total: int) -> Any:
+    """Per-iteration learning-rate schedule: ``"constant"`` (None), or ``"cosine"``: linear warm-up over ``warmup``
+    steps, then cosine decay to 0 at ``total`` steps."""
+    if kind == "constant":
+        return None
+    if kind != "cosine":
+        raise ValueError(f"train.schedule must be 'constant' or 'cosine', got {kind!r}")
+    total = max(int(total), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / float(warmup)
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def build_detector(cfg: Mapping[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module]:
     """``(model, criterion)`` of a run config (``cfg["model"]`` goes to the model registry)."""
     from crowdlib.models.registry import build_model
@@ -521,6 +539,12 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
                                tcfg["grayscale_p"])
     dataset = CrowdDataset(train_recs, SDNetTargets(store, stride, int(tcfg["window"]), offset), transform)
     opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
+    bs = int(tcfg["batch_size"])
+    steps_per_epoch = len(dataset) // bs if len(dataset) > bs else 1
+    if tcfg.get("max_steps"):
+        steps_per_epoch = min(steps_per_epoch, int(tcfg["max_steps"]))
+    scheduler = _make_scheduler(opt, tcfg.get("schedule", "constant"), int(tcfg.get("warmup_steps", 0)),
+                                steps_per_epoch * int(tcfg["epochs"]))
     refiner = Refiner(store, stride, rule=rcfg["rule"], min_score=float(rcfg["min_score"]),
                       search_radius=int(rcfg["search_radius"]))
     history: list[dict[str, float]] = []
@@ -530,6 +554,8 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
         state = load_checkpoint(ckpt)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if scheduler is not None and "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
         restored = PseudoBoxStore.from_state_dict(state["store"])
         store.__dict__.update(restored.__dict__)  # the dataset's target builder and the refiner keep this object
         history = list(state["history"])
@@ -541,15 +567,18 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
         loader = make_loader(dataset, int(tcfg["batch_size"]), shuffle=True, seed=seed * 100003 + epoch,
                              drop_last=len(dataset) > int(tcfg["batch_size"]))
         stats = train_one_epoch(model, criterion, loader, opt, device, epoch, prepare_batch=sdnet_prepare_batch,
-                                after_step=refiner, max_norm=float(tcfg["max_norm"]), progress=progress,
-                                max_steps=tcfg.get("max_steps"))
+                                after_step=refiner, scheduler=scheduler, max_norm=float(tcfg["max_norm"]),
+                                progress=progress, max_steps=tcfg.get("max_steps"))
         stats = {k: float(v) for k, v in stats.items()}
         stats.update(epoch=float(epoch), refine_active=float(refiner.active), n_updated=float(refiner.updated),
                      updated_per_seen=refiner.updated / max(refiner.seen, 1))
         stats.update(store.bin_stats(epoch))
         history.append(stats)
-        save_checkpoint(ckpt, {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "store": store.state_dict(), "history": history})
+        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "store": store.state_dict(), "history": history}
+        if scheduler is not None:
+            state["scheduler"] = scheduler.state_dict()
+        save_checkpoint(ckpt, state)
     ecfg = cfg["eval"]
     t0 = time.perf_counter()
     val_preds = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
@@ -1025,9 +1054,9 @@ def refinement_curves(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting
 
 
 def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int = 256, epochs: int = 18,
-                      max_steps: int | None = None, batch_size: int = 8, lr: float = 3e-3, width: int = 32,
+                      max_steps: int | None = None, batch_size: int = 8, lr: float = 1e-3, width: int = 32,
                       up_width: int | None = 8,
-                      beta: float = 0.8, region_divisor: float = 8, prior: float = 0.6, warmup_epochs: int = 0,
+                      beta: float = 1.0, region_divisor: float = 8, prior: float = 0.6, warmup_epochs: int = 0,
                       alpha_cap: float | None = 50.0, eta: float = 1.0, data_seed: int = 0,
                       backbone: str = "tiny", pretrained: bool = False, crop: int | None = None,
                       **extra: Any) -> dict[str, Any]:

@@ -104,8 +104,14 @@ def binarize(confidence: torch.Tensor, threshold: torch.Tensor | float, k: float
 
 
 def compressed_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """Eq. 9: ``1 / (2 + exp(-x)) + 0.2``, strictly inside ``(0.2, 0.7)``."""
-    return 1.0 / (2.0 + torch.exp(-x)) + 0.2
+    """Eq. 9: ``1 / (2 + exp(-x)) + 0.2``, inside ``[0.2, 0.7]`` (open interval up to float rounding).
+
+    Evaluated in an overflow-free form (``e / (2 e + 1)`` with ``e = exp(x)`` for ``x < 0``): the naive formula's
+    gradient is ``inf / inf = nan`` once ``exp(-x)`` overflows (``x < -88`` in float32), which the PBM's x10 scale
+    reaches easily.
+    """
+    e = torch.exp(-x.abs())
+    return torch.where(x >= 0, 1.0 / (2.0 + e), e / (2.0 * e + 1.0)) + 0.2
 
 
 def _activation(name: str) -> Any:
