@@ -47,8 +47,8 @@ def pseudo_boxes_at(store: PseudoBoxStore, index: int, source: str, epoch: int,
 
 
 def detections_above(pred: Mapping[str, np.ndarray], threshold: float, true_count: int) -> dict[str, Any]:
-    """Detections with score >= ``threshold``: ``{"boxes", "scores", "count", "error"}`` (error = count - true)."""
-    keep = np.asarray(pred["scores"]) >= float(threshold)
+    """Detections with score > ``threshold``: ``{"boxes", "scores", "count", "error"}`` (error = count - true)."""
+    keep = np.asarray(pred["scores"]) > float(threshold)
     count = int(keep.sum())
     return {"boxes": np.asarray(pred["boxes"])[keep], "scores": np.asarray(pred["scores"])[keep], "count": count,
             "error": count - int(true_count)}
@@ -117,7 +117,7 @@ class PseudoBoxExplorer:
         text = (f"<b>{self.records[st['index']].image_id}</b>: {st['true_count']} heads; "
                 f"{st['n_refined']} pseudo boxes refined by epoch {st['epoch']}")
         if "count" in st:
-            text += f"; detections >= {float(self.threshold.value):.2f}: {st['count']} (error {st['error']:+d})"
+            text += f"; detections > {float(self.threshold.value):.2f}: {st['count']} (error {st['error']:+d})"
         self.summary.value = text
         self.output.clear_output(wait=True)
         with self.output:

@@ -195,3 +195,15 @@ def test_local_maxima_and_cruciform():
     assert m[2, 3] == 1 and m[1, 3] == 1 and m[2, 4] == 1 and m[1, 4] == 0
     with pytest.raises(ValueError, match="window"):
         local_maxima(s, 0.1, window=2)
+
+
+def test_density_net_is_linear_in_training_and_clamped_in_eval():
+    torch.manual_seed(0)
+    model, _ = build_model({"model": "iim_density", **TINY})
+    model.predictor.set_output_bias(-5.0)  # all pre-activations negative
+    x = torch.randn(2, 3, 32, 32)
+    train_map = model(x)["map"]
+    assert float(train_map.max()) < 0  # linear output: negative values keep their gradient
+    model.eval()
+    with torch.no_grad():
+        assert float(model(x)["map"].min()) == 0.0

@@ -413,7 +413,8 @@ def default_config() -> dict[str, Any]:
                    "search_radius": 0},
         "train": {"epochs": 8, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "crop": 128,
                   "scale_range": [0.8, 1.25], "flip": True, "color_jitter": 0.1, "grayscale_p": 0.0,
-                  "max_steps": None, "window": 5, "max_norm": 10.0, "schedule": "cosine", "warmup_steps": 20},
+                  "max_steps": None, "window": 5, "max_norm": 10.0, "schedule": "cosine", "warmup_steps": 20,
+                  "bn_recalibrate_batches": 0},
         "eval": {"min_score": 0.05, "nms_iou": 0.5, "scales": [1.0], "batch_size": 16},
         "seed": 0,
     }
@@ -445,7 +446,9 @@ def load_records(data: Mapping[str, Any]) -> list:
     ``{"source": "synthetic", "presets": [[name, n], ...], "seed", "height", "width"}`` renders a mixture with
     :class:`crowdlib.data.synthetic.SyntheticCrowds`; ``{"source": "shanghaitech", "root", "part", "split",
     "limit"}`` reads ShanghaiTech with :func:`crowdlib.data.formats.read_shanghaitech` (``limit`` keeps the first
-    images, for smoke runs).
+    images, for smoke runs); ``{"source": "widerface", "root", "split", "limit"}`` reads WIDER FACE
+    (``<root>/wider_face_split/wider_face_<split>_bbx_gt.txt`` and ``<root>/WIDER_<split>/images``; faces flagged
+    invalid and images without faces are dropped).
     """
     src = data.get("source")
     if src == "synthetic":
@@ -456,13 +459,24 @@ def load_records(data: Mapping[str, Any]) -> list:
             recs.extend(SyntheticCrowds(name, int(n), seed=int(data.get("seed", 0)), height=data.get("height"),
                                         width=data.get("width")))
         return recs
+    if src == "widerface":
+        from pathlib import Path
+
+        from crowdlib.data.formats import read_widerface
+
+        root, split = Path(data["root"]), data.get("split", "train")
+        recs = read_widerface(root / "wider_face_split" / f"wider_face_{split}_bbx_gt.txt",
+                              root / f"WIDER_{split}" / "images", drop_invalid=True, drop_outside=True)
+        recs = [r for r in recs if r.count > 0]
+        limit = data.get("limit")
+        return recs[: int(limit)] if limit else recs
     if src == "shanghaitech":
         from crowdlib.data.formats import read_shanghaitech
 
         recs = list(read_shanghaitech(data["root"], data.get("part", "B"), data.get("split", "train")))
         limit = data.get("limit")
         return recs[: int(limit)] if limit else recs
-    raise ValueError(f"data.source must be 'synthetic' or 'shanghaitech', got {src!r}")
+    raise ValueError(f"data.source must be 'synthetic', 'widerface' or 'shanghaitech', got {src!r}")
 
 
 def _checkpoint_path(cfg: Mapping[str, Any], checkpoint_dir: str | None) -> Any:
@@ -491,6 +505,37 @@ def _make_scheduler(opt: torch.optim.Optimizer, kind: str, warmup: int, total: i
         return 0.5 * (1.0 + math.cos(math.pi * t))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, loader: Any, device: torch.device, n_batches: int = 20) -> int:
+    """Re-estimate BatchNorm running statistics with the final weights ("precise BN").
+
+    The running means/variances kept during training lag behind weights that change quickly (short CPU runs);
+    here they are reset and recomputed as a plain average over ``n_batches`` training batches in train mode, without
+    gradient steps. Returns the number of batches used (0: the model has no BatchNorm or ``n_batches`` is 0).
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or n_batches <= 0:
+        return 0
+    saved = [(m, m.momentum) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    was_training = model.training
+    model.train()
+    used = 0
+    try:
+        for batch in loader:
+            model(batch["image"].to(device))
+            used += 1
+            if used >= n_batches:
+                break
+    finally:
+        for m, mom in saved:
+            m.momentum = mom
+        model.train(was_training)
+    return used
 
 
 def build_detector(cfg: Mapping[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -579,12 +624,16 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
         save_checkpoint(ckpt, state)
+    n_bn = int(tcfg.get("bn_recalibrate_batches", 0))
+    if n_bn > 0:
+        recalibrate_bn(model, make_loader(dataset, int(tcfg["batch_size"]), shuffle=True, seed=seed * 100003 + 99991),
+                       device, n_bn)
     ecfg = cfg["eval"]
     t0 = time.perf_counter()
     val_preds = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
                               nms_iou=ecfg["nms_iou"], batch_size=int(ecfg["batch_size"]))
     thr = choose_threshold([p["scores"] for p in val_preds], [r.count for r in val_recs])
-    val_counts = np.array([float((p["scores"] >= thr).sum()) for p in val_preds])
+    val_counts = np.array([float((p["scores"] > thr).sum()) for p in val_preds])
     val_gt = np.array([float(r.count) for r in val_recs])
 
     result = {
@@ -649,6 +698,22 @@ class MultiScale(torch.nn.Module):
         return res
 
 
+class _Rescaled(torch.nn.Module):
+    """Run a detector on its input resized by ``scale`` (outputs stay on the resized grid)."""
+
+    def __init__(self, model: torch.nn.Module, scale: float) -> None:
+        super().__init__()
+        self.model = model
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        import torch.nn.functional as F
+
+        x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False,
+                          recompute_scale_factor=False, antialias=self.scale < 1.0)
+        return self.model(x)
+
+
 def decode_csp(outputs: Mapping[str, torch.Tensor], stride: int, *, min_score: float = 0.05, nms_iou: float = 0.5,
                max_det: int = 5000) -> list[dict[str, np.ndarray]]:
     """Peaks (3x3 max-pool) above ``min_score`` -> square boxes -> NMS, per image.
@@ -704,8 +769,15 @@ def predict_sdnet(model: torch.nn.Module, records: Sequence[Any], *, device: tor
     from crowdlib.engine import evaluate
 
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    net = MultiScale(model, scales).to(device)
+    scales = [float(v) for v in scales]
     stride = int(model.stride)
+    factor = 1.0
+    if len(scales) == 1:  # one scale: decode on the resized image's grid, then map back by 1 / scale
+        factor = scales[0]
+        net: torch.nn.Module = model if factor == 1.0 else _Rescaled(model, factor)
+    else:
+        net = MultiScale(model, scales)
+    net = net.to(device)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, rec in enumerate(records):
         hw = tuple(rec.image_size) if rec.image_size is not None else tuple(rec.load_image().shape[:2])
@@ -716,7 +788,12 @@ def predict_sdnet(model: torch.nn.Module, records: Sequence[Any], *, device: tor
         loader = make_loader(ds, batch_size, shuffle=False, seed=0)
 
         def post(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> list:
-            return decode_csp(outputs, stride, min_score=min_score, nms_iou=nms_iou)
+            dets = decode_csp(outputs, stride, min_score=min_score, nms_iou=nms_iou)
+            if factor != 1.0:
+                for d in dets:
+                    for k in ("points", "boxes", "sizes"):
+                        d[k] = (d[k] / factor).astype(np.float32)
+            return dets
 
         dets = evaluate(net, loader, device, post, progress=progress)
         for j, d in zip(idx, dets):
@@ -726,26 +803,19 @@ def predict_sdnet(model: torch.nn.Module, records: Sequence[Any], *, device: tor
 
 def choose_threshold(scores: Sequence[np.ndarray], gt_counts: Sequence[float],
                      grid: Sequence[float] | None = None) -> float:
-    """Score threshold minimising the counting MAE (count = detections with score >= t) on the given images.
+    """Score threshold minimising the counting MAE on the given images (call it on VALIDATION images only).
 
-    Call it on VALIDATION images only. Ties go to the threshold closest to 0.4 (the paper's typical value).
+    Uses :func:`crowdlib.decode.choose_count_threshold` on a 0.01 grid from 0.05 to 0.95 (ties: lowest threshold).
     """
-    try:
-        from crowdlib.decode import choose_count_threshold as _ext
-    except ImportError:
-        _ext = None
-    if _ext is not None:
-        try:
-            return float(_ext(list(scores), list(gt_counts)))
-        except TypeError:
-            pass
+    from crowdlib.decode import choose_count_threshold
+
     grid = np.round(np.arange(0.05, 0.951, 0.01), 4) if grid is None else np.asarray(grid, dtype=np.float64)
-    gt = np.asarray(gt_counts, dtype=np.float64)
-    if len(scores) != len(gt):
-        raise ValueError(f"choose_threshold: {len(scores)} score arrays for {len(gt)} counts")
-    errs = np.array([np.mean(np.abs([np.sum(np.asarray(s) >= t) for s in scores] - gt)) for t in grid])
-    best = np.flatnonzero(errs == errs.min())
-    return float(grid[best[np.argmin(np.abs(grid[best] - 0.4))]])
+    if len(scores) != len(gt_counts):
+        raise ValueError(f"choose_threshold: {len(scores)} score arrays for {len(gt_counts)} counts")
+    if len(scores) == 0:
+        return 0.4
+    best, _ = choose_count_threshold([np.asarray(s) for s in scores], np.asarray(gt_counts, dtype=np.float64), grid)
+    return float(best)
 
 
 # =====================================================================================================================
@@ -763,6 +833,15 @@ def synthetic_size_bins(image_size: int) -> dict[str, tuple[float, float]]:
 
 def _image_height(rec: Any) -> int:
     return int(rec.image_size[0]) if rec.image_size is not None else int(rec.load_image().shape[0])
+
+
+def _default_bins(records: Sequence[Any]) -> dict[str, tuple[float, float]]:
+    """Synthetic scenes: :func:`synthetic_size_bins` of their height; real images: the metrics' default bins."""
+    from crowdlib.metrics.boxes import DEFAULT_SIZE_BINS
+
+    if records and "preset" in records[0].meta:
+        return synthetic_size_bins(_image_height(records[0]))
+    return dict(DEFAULT_SIZE_BINS)
 
 
 def load_detector(result: Mapping[str, Any], cfg: Mapping[str, Any],
@@ -790,7 +869,7 @@ def evaluate_detections(preds: Sequence[Mapping[str, np.ndarray]], records: Sequ
     """Box AP per difficulty subset and IoU threshold (records need true boxes) plus counting errors.
 
     Keys: ``"AP@<t> <subset>"`` (in [0, 1]), ``"MAE"``, ``"RMSE"``, ``"NAE"``. The count of an image is the
-    number of detections with score >= ``count_threshold`` (chosen on validation images).
+    number of detections with score > ``count_threshold`` (chosen on validation images).
     """
     from crowdlib.metrics.boxes import box_ap_subsets, size_subsets
 
@@ -799,15 +878,13 @@ def evaluate_detections(preds: Sequence[Mapping[str, np.ndarray]], records: Sequ
     out: dict[str, float] = {}
     if all(r.boxes is not None for r in records):
         gts = [r.boxes for r in records]
-        if bins is None:
-            bins = synthetic_size_bins(_image_height(records[0]))
-        subsets = size_subsets(gts, bins)
+        subsets = size_subsets(gts, _default_bins(records) if bins is None else bins)
         aps = box_ap_subsets([p["boxes"] for p in preds], [p["scores"] for p in preds], gts, subsets,
                              iou_thresholds)
         for name, by_t in aps.items():
             for t, v in by_t.items():
                 out[f"AP@{t:g} {name}"] = float(v)
-    counts = [float((p["scores"] >= count_threshold).sum()) for p in preds]
+    counts = [float((p["scores"] > count_threshold).sum()) for p in preds]
     out.update(count_errors(counts, [r.count for r in records]))
     return out
 
@@ -950,7 +1027,7 @@ def size_init_metrics(records: Sequence[Any], pseudo: Mapping[str, Any], *,
     recs = []
     for method, label in (("gak", "GAK (size init)"), ("luda", "LUDA (size init)")):
         q = pseudo_box_quality(pseudo_boxes(records, method, pseudo.get("params")), records, iou_thresholds,
-                               bins=synthetic_size_bins(_image_height(records[0])) if bins is None else bins)
+                               bins=_default_bins(records) if bins is None else bins)
         recs += [{"setting": label, "seed": -1, "metric": k, "value": 100.0 * v} for k, v in q.items()]
     return pd.DataFrame(recs)
 
@@ -1004,11 +1081,11 @@ def claim_sentences(claims_df: "Any") -> list[str]:
 
 
 def table2_quality(train_records: Sequence[Any], pseudo: Mapping[str, Any],
-                   refined: Mapping[int, PseudoBoxStore]) -> "Any":
+                   refined: Mapping[str, Mapping[int, PseudoBoxStore]]) -> "Any":
     """Table II: AP (%) and matched share of GAK, LUDA and refined pseudo boxes on the TRAINING images.
 
-    ``refined`` maps seed -> the final store of a trained run (its images must be ``train_records`` in order).
-    Returns a long DataFrame ``setting, seed, metric, value``.
+    ``refined`` maps a row label (e.g. ``"refined"``) to ``{seed: final store of a trained run}`` (the stores' images
+    must be ``train_records`` in order). Returns a long DataFrame ``setting, seed, metric, value``.
     """
     import pandas as pd
 
@@ -1016,12 +1093,34 @@ def table2_quality(train_records: Sequence[Any], pseudo: Mapping[str, Any],
     for method, label in (("gak", "GAK"), ("luda", "LUDA")):
         q = pseudo_box_quality(pseudo_boxes(train_records, method, pseudo.get("params")), train_records)
         recs += [{"setting": label, "seed": -1, "metric": k, "value": 100.0 * v} for k, v in q.items()]
-    for seed, store in refined.items():
-        if store.image_ids != [r.image_id for r in train_records]:
-            raise ValueError("table2_quality: the refined store does not hold the given training images")
-        q = pseudo_box_quality([store.boxes(i) for i in range(len(store))], train_records)
-        recs += [{"setting": "refined", "seed": seed, "metric": k, "value": 100.0 * v} for k, v in q.items()]
+    ids = [r.image_id for r in train_records]
+    for label, stores in refined.items():
+        for seed, store in stores.items():
+            if store.image_ids != ids:
+                raise ValueError("table2_quality: a refined store does not hold the given training images")
+            q = pseudo_box_quality([store.boxes(i) for i in range(len(store))], train_records)
+            recs += [{"setting": label, "seed": seed, "metric": k, "value": 100.0 * v} for k, v in q.items()]
     return pd.DataFrame(recs)
+
+
+def final_losses(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> "Any":
+    """Last-epoch loss terms, refined share and throughput per setting (mean over seeds)."""
+    import pandas as pd
+
+    recs = []
+    for (name, seed), res in runs.items():
+        h = res["history"][-1] if res["history"] else {}
+        recs.append({"setting": name, "seed": seed, "centre loss": h.get("center", float("nan")),
+                     "size loss": h.get("size", float("nan")),
+                     "refined share (all boxes)": _refined_share(res["store"]),
+                     "images/s": res.get("images_per_s", float("nan"))})
+    return pd.DataFrame(recs).groupby("setting", sort=False).mean(numeric_only=True).drop(columns="seed")
+
+
+def _refined_share(store_state: Mapping[str, Any]) -> float:
+    n = [np.asarray(x) for x in store_state["n_updates"]]
+    tot = sum(len(a) for a in n)
+    return float(sum(int((a > 0).sum()) for a in n) / tot) if tot else float("nan")
 
 
 def train_records_of(cfg: Mapping[str, Any]) -> list:
@@ -1053,26 +1152,30 @@ def refinement_curves(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting
         updated_mean=("updated_share", "mean")).reset_index()
 
 
-def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int = 256, epochs: int = 18,
-                      max_steps: int | None = None, batch_size: int = 8, lr: float = 1e-3, width: int = 32,
+def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int = 256, epochs: int = 20,
+                      max_steps: int | None = None, batch_size: int = 8, lr: float = 2e-3, width: int = 32,
                       up_width: int | None = 8,
                       beta: float = 1.0, region_divisor: float = 8, prior: float = 0.6, warmup_epochs: int = 0,
-                      alpha_cap: float | None = 50.0, eta: float = 1.0, data_seed: int = 0,
-                      backbone: str = "tiny", pretrained: bool = False, crop: int | None = None,
+                      alpha_cap: float | None = 50.0, eta: float = 1.0, size_norm: str = "objects",
+                      center_weight: float = 0.1, data_seed: int = 0, backbone: str = "tiny", pretrained: bool = False, crop: int | None = None,
                       **extra: Any) -> dict[str, Any]:
     """The synthetic-mixture run config shared by notebooks 10-12 (identical arguments give identical runs).
 
     Scenes are rendered at ``image_size`` (256: heads of 5-43 px) and trained on random ``crop`` x ``crop`` crops
     (default 128); evaluation uses whole images.
 
-    ``extra`` is merged last (nested dicts, e.g. ``refine={"rule": "psddn"}``).
+    With ``data_root`` (a WIDER FACE folder, the paper's ablation dataset) the first ``n_dense + n_sparse``
+    training images with faces replace the synthetic scenes and LUDA uses the WiderFace parameters of Table I
+    (K 2, beta 0.5, r 6, minimum size 8 px, no alpha cap). ``extra`` is merged last (nested dicts, e.g.
+    ``refine={"rule": "psddn"}``).
     """
     cfg = merge_config(default_config(), {
         "data": {"source": "synthetic", "presets": [["crowd_a", int(n_dense)], ["crowd_b", int(n_sparse)]],
                  "seed": int(data_seed), "height": int(image_size), "width": int(image_size)},
         "model": {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
                   "up_width": None if up_width is None else int(up_width),
-                  "loss": {"eta": float(eta), "alpha_cap": None if alpha_cap is None else float(alpha_cap)}},
+                  "loss": {"eta": float(eta), "alpha_cap": None if alpha_cap is None else float(alpha_cap),
+                           "size_norm": str(size_norm), "center_weight": float(center_weight)}},
         "pseudo": {"init": "luda", "params": {"K": 2, "beta": float(beta), "r": float(region_divisor),
                                               "min_size": 2.0}},
         "refine": {"prior": float(prior), "warmup_epochs": int(warmup_epochs)},
@@ -1080,7 +1183,26 @@ def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int 
                   "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop or min(image_size, 128)),
                   "color_jitter": 0.0},
     })
+    if data_root:
+        from crowdlib.targets.pseudo_sizes import LUDA_PRESETS
+
+        wf = dict(LUDA_PRESETS["WiderFace"])
+        cfg["data"] = {"source": "widerface", "root": str(data_root), "split": "train",
+                       "limit": int(n_dense) + int(n_sparse)}
+        cfg["pseudo"]["params"] = {k: v for k, v in wf.items() if k != "max_weight"}
+        cfg["model"]["loss"]["alpha_cap"] = None if wf.get("max_weight") is None else float(wf["max_weight"])
     return merge_config(cfg, extra)
+
+
+def eval_records_for(base: Mapping[str, Any], n_per_preset: int, image_size: int = 256,
+                     data_seed: int = 0) -> list:
+    """Held-out evaluation records of a run config: WIDER FACE val (``2 * n_per_preset`` images) when the config
+    trains on WIDER FACE, else :func:`synthetic_test_records`."""
+    data = base.get("data", {})
+    if data.get("source") == "widerface":
+        return load_records({"source": "widerface", "root": data["root"], "split": "val",
+                             "limit": 2 * int(n_per_preset)})
+    return synthetic_test_records(n_per_preset, image_size, data_seed)
 
 
 def synthetic_test_records(n_per_preset: int, image_size: int = 256, data_seed: int = 0) -> list:
@@ -1104,11 +1226,11 @@ def _preset_of(rec: Any) -> str:
     return str(rec.meta.get("preset", rec.image_id.split("-")[0]))
 
 
-def quality_by_preset(train_records: Sequence[Any], pseudo: Mapping[str, Any], stores: Mapping[int, PseudoBoxStore],
-                      iou: float = 0.5) -> "Any":
+def quality_by_preset(train_records: Sequence[Any], pseudo: Mapping[str, Any],
+                      refined: Mapping[str, Mapping[int, PseudoBoxStore]], iou: float = 0.5) -> "Any":
     """Share (%) of heads whose pseudo box has IoU >= ``iou`` with its true box, per preset (dense vs sparse).
 
-    Columns GAK, LUDA and refined (mean over the stores' seeds).
+    Columns GAK, LUDA and one per ``refined`` label (mean over that label's seeds).
     """
     import pandas as pd
     from crowdlib.metrics.boxes import box_iou
@@ -1125,8 +1247,9 @@ def quality_by_preset(train_records: Sequence[Any], pseudo: Mapping[str, Any], s
         idx = [i for i, r in enumerate(train_records) if _preset_of(r) == p]
         row = {"preset": p, "heads": int(sum(train_records[i].count for i in idx)),
                "GAK": 100 * float((own(gak, idx) >= iou).mean()), "LUDA": 100 * float((own(luda, idx) >= iou).mean())}
-        if stores:
-            row["refined"] = float(np.mean([100 * (own([s.boxes(i) for i in range(len(s))], idx) >= iou).mean()
+        for label, stores in refined.items():
+            if stores:
+                row[label] = float(np.mean([100 * (own([s.boxes(i) for i in range(len(s))], idx) >= iou).mean()
                                             for s in stores.values()]))
         out.append(row)
     return pd.DataFrame(out).set_index("preset")
@@ -1153,10 +1276,10 @@ def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, f
 # =====================================================================================================================
 # ShanghaiTech (notebook 13)
 # =====================================================================================================================
-def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = None, crop: int = 192,
-                        input_scale: float = 0.5, epochs: int = 4, max_steps: int | None = None,
-                        batch_size: int = 8, lr: float = 1e-3, backbone: str = "mobilenet_v2",
-                        pretrained: bool = True, width: int = 64, up_width: int | None = 16, seed: int = 0,
+def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = None, crop: int = 128,
+                        input_scale: float = 0.5, epochs: int = 6, max_steps: int | None = None,
+                        batch_size: int = 8, lr: float = 2e-3, backbone: str = "mobilenet_v2",
+                        pretrained: bool = True, width: int = 32, up_width: int | None = 8, seed: int = 0,
                         val_fraction: float = 0.1) -> dict[str, Any]:
     """Run config for ShanghaiTech ``part`` train (validation carved from train, ``val_fraction`` as the paper's
     10%). Images are trained at ``input_scale`` (scale jitter +-20% around it) on ``crop`` crops and tested at the
@@ -1185,7 +1308,7 @@ def evaluate_points(result: Mapping[str, Any], cfg: Mapping[str, Any], records: 
                     radius: float = 20.0) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
     """Counting (MAE, RMSE, NAE) and localization (point AP at ``radius`` px in %, MLE in px) on point-only data.
 
-    AP ranks every decoded peak; MLE and the counts use the peaks above the validation-chosen count threshold.
+    AP ranks every decoded peak; MLE and the counts use the peaks above (>) the validation-chosen count threshold.
     Returns ``(metrics, predictions)``.
     """
     from crowdlib.metrics.points import mle, point_ap
@@ -1198,7 +1321,7 @@ def evaluate_points(result: Mapping[str, Any], cfg: Mapping[str, Any], records: 
                           progress=progress)
     thr = float(result["count_threshold"])
     gts = [r.points for r in records]
-    kept = [{"points": p["points"][p["scores"] >= thr], "scores": p["scores"][p["scores"] >= thr]} for p in preds]
+    kept = [{"points": p["points"][p["scores"] > thr], "scores": p["scores"][p["scores"] > thr]} for p in preds]
     out = count_errors([len(k["points"]) for k in kept], [r.count for r in records])
     out["AP@20px (%)"] = 100.0 * float(point_ap([{"points": p["points"], "scores": p["scores"]} for p in preds], gts,
                                                 radius))

@@ -1,6 +1,6 @@
 """Ground-truth-type baselines of IIM's Table 5, on the same confidence-predictor network as IIM.
 
-- Density map + peak finding (GPR-like, Gao et al. [19]): the network regresses ``density_scale x`` a Gaussian
+- Density map + peak finding (GPR-like, Gao et al. [19]): the network (linear output) regresses ``density_scale x`` a Gaussian
   density map (MSE); heads are local maxima of the predicted density within a ``window`` (the 15x15 Gaussian
   prior of GPR) whose value passes a threshold chosen on validation; the count is the integral of the map.
 - Dilated dot map + local maxima (RAZ_Loc-like "cruciform" label, Liu et al. [12]): the network classifies
@@ -27,15 +27,26 @@ __all__ = ["DenseMapNet", "build_density_baseline", "build_dotmap_baseline", "lo
 
 
 class DenseMapNet(nn.Module):
-    """A :class:`~crowdlib.models.iim.ConfidencePredictor` whose full-resolution map is returned as ``{"map"}``."""
+    """A :class:`~crowdlib.models.iim.ConfidencePredictor` whose full-resolution map is returned as ``{"map"}``.
 
-    def __init__(self, predictor: ConfidencePredictor) -> None:
+    Args:
+        predictor: the network.
+        clamp_eval: in eval mode, clamp the map at 0 (the density regressor is trained with a linear output,
+            since a ReLU output starting with negative pre-activations gets no gradient and can die, and is made
+            non-negative for counting and peak finding).
+    """
+
+    def __init__(self, predictor: ConfidencePredictor, clamp_eval: bool = False) -> None:
         super().__init__()
         self.predictor = predictor
+        self.clamp_eval = bool(clamp_eval)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         m, _ = self.predictor(x)
-        return {"map": m.float()}
+        m = m.float()
+        if self.clamp_eval and not self.training:
+            m = m.clamp(min=0.0)
+        return {"map": m}
 
 
 def local_maxima(score: torch.Tensor, threshold: float, window: int = 3) -> list[np.ndarray]:
@@ -105,11 +116,11 @@ def _predictor(cfg: Mapping[str, Any], out_activation: str) -> ConfidencePredict
 
 @register_model("iim_density")
 def build_density_baseline(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
-    """``(DenseMapNet with a ReLU output, DensityLoss(density_scale))``; keys as :func:`crowdlib.models.iim.build_iim`
-    plus ``density_scale`` (100)."""
+    """``(DenseMapNet with a linear output clamped at 0 in eval mode, DensityLoss(density_scale))``; keys as
+    :func:`crowdlib.models.iim.build_iim` plus ``density_scale`` (100)."""
     from crowdlib.losses.iim import DensityLoss
 
-    return DenseMapNet(_predictor(cfg, "relu")), DensityLoss(density_scale=float(cfg.get("density_scale", 100.0)))
+    return DenseMapNet(_predictor(cfg, "none"), clamp_eval=True), DensityLoss(density_scale=float(cfg.get("density_scale", 100.0)))
 
 
 @register_model("iim_dotmap")

@@ -221,7 +221,8 @@ class ConfidencePredictor(nn.Module):
         pretrained: load the backbone's offline ImageNet weights.
         fpn_channels: FPN width.
         head_channels: width of the upsampling head.
-        out_activation: ``"sigmoid"`` (IIM confidence, dot-map classifier) or ``"relu"`` (density regression).
+        out_activation: ``"sigmoid"`` (IIM confidence, dot-map classifier), ``"relu"`` or ``"none"`` (linear: the
+            density regressor).
         head_full_res: run the last 3x3 convolution at full resolution (paper) or stop at stride 2.
     """
 

@@ -85,7 +85,7 @@ cells = [
     ("md", "## Did the paper's directions reproduce?"),
     ("code", """
      claims_df = rep.results(rows, iim.table5_claims())
-     for s in iim.claim_sentences(claims_df):
+     for s in iim.claim_sentences(claims_df, digits=2):
          print(s)
      claims_df[["claim", "better (ours)", "worse (ours)", "reproduced"]]
      """),

@@ -26,6 +26,7 @@ fpn_channels = 32  # FPN width (paper VGG-16-FPN: 256)
 head_channels = 16  # decoder width
 head_full_res = False  # last 3x3 conv at full resolution (paper: True)
 pbm_widths = [64, 32, 16]  # PBM conv widths (paper: 256, 128, 64)
+pbm_pool = 3  # PBM average-pool size at 1/8 resolution (paper: 15 on full-size images; scaled to the resized images)
 progress = False  # show progress bars
 """
 
@@ -89,7 +90,7 @@ cells = [
              cfg = iim.make_config(data=data, encoder="pbm", l1_area="both", backbone=backbone, pretrained=pretrained,
                                    point_size=point_size, crop=crop, batch_size=batch_size, steps=steps,
                                    eval_every=eval_every, lr=lr, lr_encoder=lr_encoder, fpn_channels=fpn_channels,
-                                   head_channels=head_channels, head_full_res=head_full_res, pbm_widths=list(pbm_widths),
+                                   head_channels=head_channels, head_full_res=head_full_res, pbm_widths=list(pbm_widths), pbm_pool=pbm_pool,
                                    scale_range=[0.8 * image_scale, 1.2 * image_scale], eval_scale=image_scale,
                                    seed=seed)
              res = iim.get_or_train_iim(cfg, progress=progress, records=train_records)

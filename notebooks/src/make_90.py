@@ -21,7 +21,7 @@ cells = [
      crop = 128  # training crop side in px (paper: 704)
      epochs = 3  # training epochs (notebook 11 default profile: 18)
      max_steps = 2  # cap on steps per epoch, None for full epochs
-     lr = 0.001  # Adam learning rate (paper: 7.5e-6 WiderFace)
+     lr = 0.002  # Adam peak learning rate (paper: 7.5e-6 WiderFace)
      beta = 1.0  # LUDA beta (paper: 0.5 WiderFace, 1.0 SHA)
      """),
     ("code", """
