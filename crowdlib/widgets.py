@@ -86,12 +86,12 @@ class PseudoBoxExplorer:
         self.source = W.ToggleButtons(options=list(SOURCES), value="refined", description="pseudo boxes")
         self.threshold = W.FloatSlider(value=float(threshold), min=0.0, max=1.0, step=0.01, description="threshold")
         self.summary = W.HTML()
-        self.output = W.Output()
+        self.view = W.Image(format="png")
         self.state: dict[str, Any] = {}
         for w in (self.image, self.epoch, self.source, self.threshold):
             w.observe(self._on_change, names="value")
         self.widget = W.VBox([W.HBox([self.image, self.source]), W.HBox([self.epoch, self.threshold]),
-                              self.summary, self.output])
+                              self.summary, self.view])
         self.update()
 
     def _on_change(self, _change: Any) -> None:
@@ -111,7 +111,7 @@ class PseudoBoxExplorer:
         return st
 
     def update(self) -> None:
-        """Recompute the state, the summary line and the figure."""
+        """Recompute the state, the summary line and the rendered figure (PNG bytes in ``self.view``)."""
         self.state = self.compute()
         st = self.state
         text = (f"<b>{self.records[st['index']].image_id}</b>: {st['true_count']} heads; "
@@ -119,14 +119,15 @@ class PseudoBoxExplorer:
         if "count" in st:
             text += f"; detections > {float(self.threshold.value):.2f}: {st['count']} (error {st['error']:+d})"
         self.summary.value = text
-        self.output.clear_output(wait=True)
-        with self.output:
-            import matplotlib.pyplot as plt
-            from IPython.display import display
+        import io
 
-            fig = self.figure()
-            display(fig)
-            plt.close(fig)
+        import matplotlib.pyplot as plt
+
+        fig = self.figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        self.view.value = buf.getvalue()
 
     def figure(self) -> Any:
         """A matplotlib figure of the current state (pseudo boxes left, detections right)."""

@@ -55,6 +55,7 @@ def test_explorer_callbacks_update_state() -> None:
     assert ex.state["index"] == 1 and ex.state["n_refined"] == 0
     fig = ex.figure()
     assert len(fig.axes) == 2
+    assert ex.view.value[:4] == b"\x89PNG"  # the rendered figure shown by the widget
 
 
 def test_explorer_rejects_mismatched_inputs() -> None:

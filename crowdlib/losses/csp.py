@@ -146,7 +146,8 @@ class CSPLoss(WeightedLoss):
         self.size_norm = size_norm
         self.smooth_l1_beta = float(smooth_l1_beta)
 
-    def compute_terms(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def compute_terms(self, outputs: dict[str, torch.Tensor],
+                      targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for key in ("center", "center_pos", "log_size", "size_mask"):
             if key not in targets:
                 raise KeyError(f"CSPLoss: targets lack {key!r} (have {sorted(targets)})")

@@ -21,6 +21,21 @@ The pieces (paper Sec. III-B to III-D, Algorithm 1):
   :func:`crowdlib.repro.get_or_train`); :func:`predict_sdnet` / :func:`evaluate_sdnet` decode boxes and score them.
 
 Crowdedness bins of Fig. 4: ``[0, 1]``, ``(1, 4]``, ``(4, 14]``, ``> 14`` (:data:`CROWD_BINS`).
+
+Choices where the paper is silent or a CPU budget forces a departure (all are config keys):
+
+- Optimiser: Adam as in the paper, but with a per-iteration cosine schedule and a short linear warm-up
+  (``train.schedule``, ``train.warmup_steps``) and gradient clipping (``train.max_norm``); the paper trains for
+  200k iterations at a constant rate from ImageNet weights, the synthetic runs train a small network from scratch
+  for a few hundred steps.
+- Decoder width: the paper's 256 channels everywhere; ``model.width`` / ``model.up_width`` let a CPU run keep the
+  full-resolution blocks narrow.
+- Counting: detections with score strictly above the threshold chosen on the validation split
+  (:func:`crowdlib.decode.choose_count_threshold`).
+- Size loss normalisation: number of supervised pixels (paper Eq. 6, ``size_norm="objects"``) or the sum of alpha
+  (``"alpha"``); size error absolute (paper) or relative (authors' code).
+- Experiment helpers for notebooks 10-13 (:func:`experiment_config`, :func:`run_settings`, table builders) live at
+  the end of this module; :func:`run_config` caches every trained run with :func:`crowdlib.repro.get_or_train`.
 """
 from __future__ import annotations
 
@@ -33,7 +48,15 @@ import numpy as np
 import torch
 
 __all__ = [
-    "CROWD_BINS", "BIN_LABELS", "crowd_bin", "refine_rule", "PseudoBoxStore", "initial_sizes",
+    "CROWD_BINS", "BIN_LABELS", "crowd_bin", "refine_rule", "initial_sizes", "PseudoBoxStore",
+    "SDNetTargets", "sdnet_prepare_batch", "Refiner", "default_config", "merge_config", "ABLATION_SETTINGS",
+    "load_records", "build_detector", "recalibrate_bn", "train_sdnet", "MultiScale", "decode_csp", "predict_sdnet",
+    "choose_threshold", "synthetic_size_bins", "load_detector", "count_errors", "evaluate_detections",
+    "evaluate_sdnet", "pseudo_boxes", "pseudo_box_quality", "PAPER_TABLE2", "PAPER_TABLE3", "PAPER_SHB",
+    "run_config", "setting_config", "run_settings", "size_init_metrics", "rows_from_long", "table3_claims",
+    "claim_sentences", "table2_quality", "final_losses", "train_records_of", "refinement_curves",
+    "experiment_config", "eval_records_for", "synthetic_test_records", "describe_run_device", "quality_by_preset",
+    "fig4_rows", "shanghaitech_config", "evaluate_points", "mean_train_count",
 ]
 
 #: Upper edges of Fig. 4's crowdedness bins ``[0, 1]``, ``(1, 4]``, ``(4, 14]``, ``(14, inf)``.
@@ -1157,7 +1180,8 @@ def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int 
                       up_width: int | None = 8,
                       beta: float = 1.0, region_divisor: float = 8, prior: float = 0.6, warmup_epochs: int = 0,
                       alpha_cap: float | None = 50.0, eta: float = 1.0, size_norm: str = "objects",
-                      center_weight: float = 0.1, data_seed: int = 0, backbone: str = "tiny", pretrained: bool = False, crop: int | None = None,
+                      center_weight: float = 0.1, data_seed: int = 0, backbone: str = "tiny",
+                      pretrained: bool = False, crop: int | None = None, data_root: str | None = None,
                       **extra: Any) -> dict[str, Any]:
     """The synthetic-mixture run config shared by notebooks 10-12 (identical arguments give identical runs).
 
@@ -1277,8 +1301,8 @@ def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, f
 # ShanghaiTech (notebook 13)
 # =====================================================================================================================
 def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = None, crop: int = 128,
-                        input_scale: float = 0.5, epochs: int = 6, max_steps: int | None = None,
-                        batch_size: int = 8, lr: float = 2e-3, backbone: str = "mobilenet_v2",
+                        input_scale: float = 0.5, epochs: int = 8, max_steps: int | None = None,
+                        batch_size: int = 8, lr: float = 1e-3, backbone: str = "mobilenet_v2",
                         pretrained: bool = True, width: int = 32, up_width: int | None = 8, seed: int = 0,
                         val_fraction: float = 0.1) -> dict[str, Any]:
     """Run config for ShanghaiTech ``part`` train (validation carved from train, ``val_fraction`` as the paper's

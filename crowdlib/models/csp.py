@@ -138,7 +138,8 @@ class CSPDetector(nn.Module):
         self.decoder_name = decoder
         self.center_head = nn.Conv2d(width, 1, 1)
         self.size_head = nn.Conv2d(width, 1, 1)
-        self.offset_head = nn.Conv2d(width, 2, 1) if (offset_head if offset_head is not None else decoder == "csp") else None
+        use_offset = offset_head if offset_head is not None else decoder == "csp"
+        self.offset_head = nn.Conv2d(width, 2, 1) if use_offset else None
         nn.init.normal_(self.center_head.weight, std=0.01)
         nn.init.constant_(self.center_head.bias, -math.log((1.0 - center_prior) / center_prior))
         nn.init.normal_(self.size_head.weight, std=0.01)
