@@ -60,17 +60,28 @@ def results_table(rows: Sequence[Row], digits: int = 3) -> pd.DataFrame:
 
 
 def claims_table(claims: Sequence[Claim], digits: int = 3) -> pd.DataFrame:
-    """One row per evaluated claim, with a plain sentence saying whether its direction reproduced."""
+    """One row per evaluated claim, with a plain sentence saying whether its direction reproduced.
+
+    The sentence also says when the two means differ by less than the seeds' spread (the larger standard
+    deviation), so that a "reproduced" or "did not reproduce" resting on noise reads as such.
+    """
     recs = []
     for c in claims:
         verdict = "reproduced" if c.reproduced else "did NOT reproduce"
+        lower = c.higher_is_better is False
+        rel = c.relation.replace(">", "<") if lower else c.relation
+        kind = "lower is better" if lower else "higher is better"
+        reading = (f"Paper: {c.better} {rel} {c.worse} on {c.metric} ({kind}); ours: "
+                   f"{c.better_mean:.{digits}f} vs {c.worse_mean:.{digits}f}, {verdict}")
+        if c.within_spread:
+            reading += (f", but the difference is within the seed spread (std {c.better_std:.{digits}f} / "
+                        f"{c.worse_std:.{digits}f})")
         recs.append({
             "claim": c.text, "metric": c.metric, "better": c.better, "worse": c.worse,
             "better (ours)": None if c.better_mean is None else round(c.better_mean, digits),
             "worse (ours)": None if c.worse_mean is None else round(c.worse_mean, digits),
-            "reproduced": c.reproduced,
-            "reading": f"Paper: {c.better} {c.relation} {c.worse} on {c.metric}; ours: "
-                       f"{c.better_mean:.{digits}f} vs {c.worse_mean:.{digits}f}, {verdict}.",
+            "reproduced": c.reproduced, "within seed spread": c.within_spread,
+            "reading": reading + ".",
         })
     return pd.DataFrame(recs)
 
@@ -105,9 +116,9 @@ class Reporter:
         doc = build_results(rows, claims, profile=self.profile, seeds=self.seeds,
                             wall_time_s=time.time() - self.start, notebook=self.notebook)
         (self.dir / "results.json").write_text(json.dumps(doc, indent=2))
-        evaluated = [Claim(**{k: c[k] for k in ("text", "metric", "better", "worse", "table", "relation",
-                                                "reproduced", "better_mean", "worse_mean")})
-                     for c in doc["claims"]]
+        fields = ("text", "metric", "better", "worse", "table", "relation", "reproduced", "better_mean",
+                  "worse_mean", "better_std", "worse_std", "higher_is_better")
+        evaluated = [Claim(**{k: c[k] for k in fields}) for c in doc["claims"]]
         self.table(results_table(rows), "results_table")
         if evaluated:
             return self.table(claims_table(evaluated), "claims")

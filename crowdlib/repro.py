@@ -274,9 +274,21 @@ class Claim:
     reproduced: bool | None = None
     better_mean: float | None = None
     worse_mean: float | None = None
+    better_std: float | None = None
+    worse_std: float | None = None
+    higher_is_better: bool | None = None
+
+    @property
+    def within_spread(self) -> bool | None:
+        """Whether the two means differ by less than the larger of their seed standard deviations."""
+        if None in (self.better_mean, self.worse_mean, self.better_std, self.worse_std):
+            return None
+        return abs(self.better_mean - self.worse_mean) < max(self.better_std, self.worse_std)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["within_spread"] = self.within_spread
+        return d
 
 
 def _find_row(rows: Sequence[Row], claim: Claim, setting: str) -> Row:
@@ -297,7 +309,8 @@ def evaluate_claims(rows: Sequence[Row], claims: Sequence[Claim]) -> list[Claim]
         b, w = _find_row(rows, c, c.better), _find_row(rows, c, c.worse)
         sign = 1.0 if b.higher_is_better else -1.0
         ok = _RELATIONS[c.relation](sign * b.mean, sign * w.mean)
-        out.append(Claim(c.text, c.metric, c.better, c.worse, c.table, c.relation, bool(ok), b.mean, w.mean))
+        out.append(Claim(c.text, c.metric, c.better, c.worse, c.table, c.relation, bool(ok), b.mean, w.mean,
+                         b.std, w.std, b.higher_is_better))
     return out
 
 

@@ -150,3 +150,15 @@ def test_committed_reports_claims_agree_with_rows():
     for res in sorted(root.glob("*/results.json")):
         problems = repro.check_results(json.loads(res.read_text()))
         assert not problems, f"{res}: {problems}"
+
+
+def test_claim_reading_for_lower_is_better_and_noise():
+    from crowdlib.report import claims_table
+
+    rows = [Row("T", "a", "MAE", [2.0, 2.2], higher_is_better=False), Row("T", "b", "MAE", [3.0, 3.2],
+                                                                          higher_is_better=False),
+            Row("T", "a", "F1", [0.50, 0.60]), Row("T", "b", "F1", [0.54, 0.55])]
+    ev = repro.evaluate_claims(rows, [Claim("a counts better", "MAE", "a", "b"), Claim("a beats b", "F1", "a", "b")])
+    df = claims_table(ev)
+    assert "a < b on MAE (lower is better)" in df["reading"][0] and not ev[0].within_spread
+    assert ev[1].reproduced and ev[1].within_spread and "within the seed spread" in df["reading"][1]

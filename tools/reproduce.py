@@ -102,11 +102,17 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dic
     return record
 
 
-def _paper_value(rows: list[dict], setting: str, metric: str, table: str | None) -> float | None:
+def _row(rows: list[dict], setting: str, metric: str, table: str | None) -> dict:
     for r in rows:
         if r["setting"] == setting and r["metric"] == metric and (table is None or r["table"] == table):
-            return r.get("paper")
-    return None
+            return r
+    return {}
+
+
+def _within_spread(b: dict, w: dict) -> bool:
+    if not b or not w or None in (b.get("mean"), w.get("mean"), b.get("std"), w.get("std")):
+        return False
+    return abs(b["mean"] - w["mean"]) < max(b["std"], w["std"])
 
 
 def _fmt(x: float | None) -> str:
@@ -143,14 +149,16 @@ def write_readme(out: Path) -> Path:
         n_ok = sum(bool(c["reproduced"]) for _, _, c in claims)
         lines += [f"### {paper}: {n_ok} of {len(claims)} claims reproduced", ""]
         if claims:
-            lines += ["| notebook | claim | metric | ours (better vs worse) | paper (better vs worse) | reproduced |",
-                      "|---|---|---|---|---|---|"]
+            lines += ["| notebook | claim | metric | ours (better vs worse) | paper (better vs worse) | reproduced |"
+                      " within seed spread |", "|---|---|---|---|---|---|---|"]
         for stem, doc, c in claims:
-            pb = _paper_value(doc["rows"], c["better"], c["metric"], c.get("table"))
-            pw = _paper_value(doc["rows"], c["worse"], c["metric"], c.get("table"))
+            rb = _row(doc["rows"], c["better"], c["metric"], c.get("table"))
+            rw = _row(doc["rows"], c["worse"], c["metric"], c.get("table"))
+            pb, pw = rb.get("paper"), rw.get("paper")
             lines.append(f"| {stem} | {c['text']} | {c['metric']} | {_fmt(c.get('better_mean'))} vs "
                          f"{_fmt(c.get('worse_mean'))} | {_fmt(pb)} vs {_fmt(pw)} | "
-                         f"{'yes' if c['reproduced'] else '**no**'} |")
+                         f"{'yes' if c['reproduced'] else '**no**'} | "
+                         f"{'yes' if _within_spread(rb, rw) else ''} |")
         lines.append("")
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n")
