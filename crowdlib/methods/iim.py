@@ -160,8 +160,9 @@ def make_config(**overrides: Any) -> dict[str, Any]:
 def load_records(data: Mapping[str, Any], split: str = "train") -> list[CrowdRecord]:
     """Records of a data spec.
 
-    Synthetic: ``n`` scenes of each preset rendered with ``seed`` (train) or ``seed + 1000`` (``split="test"``),
-    so that train and test never share a scene. ShanghaiTech: ``read_shanghaitech(root, part, split)``.
+    Synthetic: ``n`` scenes of each preset rendered with ``seed`` (train) or, for ``split="test"``, with
+    ``test_seed`` when the spec has one and ``seed + 1000`` otherwise, so that train and test never share a scene.
+    ShanghaiTech: ``read_shanghaitech(root, part, split)``.
 
     Raises:
         ValueError: on an unknown data kind or split.
@@ -173,7 +174,11 @@ def load_records(data: Mapping[str, Any], split: str = "train") -> list[CrowdRec
         from crowdlib import paths
         from crowdlib.data.synthetic import SyntheticCrowds
 
-        seed = int(data.get("seed", 1)) + (1000 if split == "test" else 0)
+        seed = int(data.get("seed", 1))
+        if split == "test":
+            seed = int(data.get("test_seed", seed + 1000))
+            if seed == int(data.get("seed", 1)):
+                raise ValueError(f"load_records: test_seed {seed} equals the training seed; test scenes must be new")
         recs: list[CrowdRecord] = []
         for preset in data.get("presets", ["crowd_a"]):
             ds = SyntheticCrowds(preset, int(data.get("n", 60)), seed=seed, height=data.get("height"),

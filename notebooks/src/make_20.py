@@ -12,7 +12,8 @@ presets = ["crowd_a", "crowd_b"]  # synthetic training/test presets (paper: NWPU
 n_train = 6  # synthetic training images per preset; validation is carved from them (paper: 3,109 images)
 n_test = 4  # held-out synthetic test images per preset (paper: 500 NWPU val images)
 image_size = 128  # synthetic image side in px (paper: original NWPU sizes)
-data_seed = 1  # synthetic training-set seed (test images use data_seed + 1000)
+data_seed = 1  # synthetic training-set seed
+test_seed = 1001  # seed of the held-out synthetic test scenes (must differ from data_seed)
 val_fraction = 0.15  # share of training images used for model selection (paper: NWPU val)
 crop = 64  # training crop side in px (paper: 512 x 1024)
 batch_size = 4  # paper: 12
@@ -41,7 +42,7 @@ def base_config_code(extra: str = "") -> str:
          lr_encoder=lr_encoder, k=k, backbone=backbone, fpn_channels=fpn_channels, head_channels=head_channels,
          head_full_res=head_full_res, pbm_widths=list(pbm_widths), pbm_pool=pbm_pool{extra})
      train_records = iim.load_records(base["data"], "train")
-     test_records = iim.load_records(dict(base["data"], n=n_test), "test")
+     test_records = iim.load_records(dict(base["data"], n=n_test, test_seed=test_seed), "test")
      print(f"{{len(train_records)}} training images (validation carved from them), {{len(test_records)}} test images,",
            f"{{sum(r.count for r in test_records)}} test heads; device {{pick_device()}}, {{torch.get_num_threads()}} thread(s)")
      """
@@ -155,7 +156,12 @@ cells = [
      pixel-level module beats the image-level one, that sending the L1 gradient into the confidence predictor
      helps both modules, and that raising a fixed threshold trades recall for precision. The sentences above say
      which of these held here (means over the profile's seeds; the ± std in the table is the seed spread).
-     Differences smaller than the seed spread should not be read as a direction either way. The smoke profile
+     Differences smaller than the seed spread should not be read as a direction either way.
+     *Disclosure:* the default profile's step counts (`trunk_steps`, `finetune_steps`) were raised once, from
+     400 + 200 to 600 + 300, after a first default run on the test scenes of seed 1001 showed the learned
+     thresholds tied with a fixed 0.5; no per-row setting was changed. To keep that look from biasing the table,
+     the default profile scores on fresh test scenes (`test_seed = 3001`) that were never evaluated before the
+     schedule was fixed. The smoke profile
      trains a few steps only: its numbers mean nothing beyond "the pipeline runs". Where a direction did not
      reproduce, the mean thresholds printed below (foreground vs background pixels) and the threshold sweep show
      whether the learned thresholds sit near the sweep's best global threshold."""),
