@@ -204,8 +204,13 @@ def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str,
     """Return the cached result of ``train_fn(cfg)`` for this config, training and caching it if absent.
 
     The cache file is ``<cache_dir>/<name>/<config_hash(cfg)>.pt`` (``cache_dir`` defaults to
-    ``$CROWDLIB_CACHE`` or ``.cache/`` in the project) with the config stored beside the result. A corrupt cache
-    file raises :class:`CheckpointError` (never a silent retrain); pass ``retrain=True`` to overwrite it.
+    ``$CROWDLIB_CACHE`` or ``.cache/`` in the project) with the config and the git SHA of the code that trained
+    it stored beside the result. A corrupt cache file raises :class:`CheckpointError` (never a silent retrain);
+    pass ``retrain=True`` to overwrite it.
+
+    The key is the configuration alone, so that unrelated code edits do not throw away trained models. A change
+    to training code that alters what a configuration produces must therefore also change the configuration
+    (e.g. a ``"version"`` entry in the method's config), or the cache must be cleared (``make clean``).
     """
     base = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     path = base / name / f"{config_hash(cfg)}.pt"
@@ -213,7 +218,8 @@ def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str,
         data = load_checkpoint(path)
         return dict(data["result"])
     result = dict(train_fn(dict(cfg)))
-    save_checkpoint(path, {"config": json.loads(json.dumps(_canonical(cfg))), "result": result})
+    save_checkpoint(path, {"config": json.loads(json.dumps(_canonical(cfg))), "result": result,
+                           "git_sha": git_info()["git_sha"] or ""})
     return result
 
 
