@@ -1000,6 +1000,11 @@ def run_config(cfg: Mapping[str, Any], *, progress: bool = True, cache_dir: str 
     from crowdlib.repro import get_or_train
 
     full = merge_config(default_config(), cfg)
+    loss = full["model"]["loss"]
+    if not loss.get("crowd_aware", True):
+        # Without crowdedness weights the size normalisation has no effect (sum of alpha = number of pixels), so
+        # the setting is canonicalised and runs that differ only there share one cached model.
+        loss["size_norm"] = "objects"
     return get_or_train(full, functools.partial(train_sdnet, progress=progress), name=name, cache_dir=cache_dir)
 
 
