@@ -1224,21 +1224,30 @@ def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int 
 
 
 def eval_records_for(base: Mapping[str, Any], n_per_preset: int, image_size: int = 256,
-                     data_seed: int = 0) -> list:
+                     data_seed: int = 0, test_seed: int | None = None) -> list:
     """Held-out evaluation records of a run config: WIDER FACE val (``2 * n_per_preset`` images) when the config
     trains on WIDER FACE, else :func:`synthetic_test_records`."""
     data = base.get("data", {})
     if data.get("source") == "widerface":
         return load_records({"source": "widerface", "root": data["root"], "split": "val",
                              "limit": 2 * int(n_per_preset)})
-    return synthetic_test_records(n_per_preset, image_size, data_seed)
+    return synthetic_test_records(n_per_preset, image_size, data_seed, test_seed)
 
 
-def synthetic_test_records(n_per_preset: int, image_size: int = 256, data_seed: int = 0) -> list:
-    """Held-out synthetic test images (``crowd_a`` and ``crowd_b``, seed ``data_seed + 1000``: never trained on)."""
+def synthetic_test_records(n_per_preset: int, image_size: int = 256, data_seed: int = 0,
+                           test_seed: int | None = None) -> list:
+    """Held-out synthetic test images (``crowd_a`` and ``crowd_b``) rendered with ``test_seed`` (default
+    ``data_seed + 1000``), never trained on.
+
+    Raises:
+        ValueError: if ``test_seed`` equals the training seed.
+    """
+    seed = int(data_seed) + 1000 if test_seed is None else int(test_seed)
+    if seed == int(data_seed):
+        raise ValueError(f"test_seed {seed} equals the training seed; test scenes must be new")
     return load_records({"source": "synthetic", "presets": [["crowd_a", int(n_per_preset)],
                                                             ["crowd_b", int(n_per_preset)]],
-                         "seed": int(data_seed) + 1000, "height": int(image_size), "width": int(image_size)})
+                         "seed": seed, "height": int(image_size), "width": int(image_size)})
 
 
 def describe_run_device() -> str:

@@ -39,7 +39,8 @@ cells = [
      center_weight = 0.1  # lambda, weight of the centre loss (paper: 0.1)
      psddn_min_score = 0.5  # PSDDN rule: a smaller predicted box replaces the pseudo box above this score
      data_root = None  # a WIDER FACE folder (the paper's ablation data) instead of synthetic scenes; None: synthetic
-     data_seed = 0  # synthetic training-set seed (test images use data_seed + 1000)
+     data_seed = 0  # synthetic training-set seed
+     test_seed = 1000  # seed of the held-out synthetic test scenes (must differ from data_seed)
      progress = False  # show training progress bars
      """),
     ("code", """
@@ -60,7 +61,7 @@ cells = [
                                     warmup_epochs=warmup_epochs, alpha_cap=alpha_cap, eta=eta, size_norm=size_norm,
                                     center_weight=center_weight, data_seed=data_seed,
                                     data_root=data_root)
-     test_records = sdnet.eval_records_for(base, n_test, image_size, data_seed)
+     test_records = sdnet.eval_records_for(base, n_test, image_size, data_seed, test_seed)
      train_records = sdnet.train_records_of(base)
      """),
     ("code", """
