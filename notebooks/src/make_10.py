@@ -5,6 +5,9 @@ import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sdnet_snippets import BASE_CONFIG  # noqa: E402
+
 cells = [
     ("md", """
      # 10 · Crowd-SDNet pseudo sizes (Table II, Fig. 1, Fig. 3)
@@ -55,13 +58,7 @@ cells = [
 
      apply_thread_limit()
      rep = Reporter("10_sdnet_pseudo_sizes", profile=profile, seeds=seeds)
-     base = sdnet.experiment_config(n_dense=n_dense, n_sparse=n_sparse, image_size=image_size, crop=crop,
-                                    epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, width=width,
-                                    up_width=up_width, beta=beta, region_divisor=region_divisor, prior=prior,
-                                    warmup_epochs=warmup_epochs, alpha_cap=alpha_cap, eta=eta, size_norm=size_norm,
-                                    center_weight=center_weight, data_seed=data_seed,
-                                    data_root=data_root)
-     train_records = sdnet.train_records_of(base)
+""" + BASE_CONFIG + """     train_records = sdnet.train_records_of(base)
      print(len(train_records), "training images,", sum(r.count for r in train_records), "heads")
      """),
     ("md", "## Table II: pseudo boxes against the true boxes of the training images"),

@@ -5,6 +5,9 @@ import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sdnet_snippets import BASE_CONFIG  # noqa: E402
+
 cells = [
     ("md", """
      # 11 · Crowd-SDNet ablation (Table III)
@@ -57,13 +60,7 @@ cells = [
 
      apply_thread_limit()
      rep = Reporter("11_sdnet_ablation", profile=profile, seeds=seeds)
-     base = sdnet.experiment_config(n_dense=n_dense, n_sparse=n_sparse, image_size=image_size, crop=crop,
-                                    epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, width=width,
-                                    up_width=up_width, beta=beta, region_divisor=region_divisor, prior=prior,
-                                    warmup_epochs=warmup_epochs, alpha_cap=alpha_cap, eta=eta, size_norm=size_norm,
-                                    center_weight=center_weight, data_seed=data_seed,
-                                    data_root=data_root)
-     test_records = sdnet.eval_records_for(base, n_test, image_size, data_seed, test_seed)
+""" + BASE_CONFIG + """     test_records = sdnet.eval_records_for(base, n_test, image_size, data_seed, test_seed)
      print("devices:", sdnet.describe_run_device(), "| threads:", torch.get_num_threads())
      """),
     ("md", "## Train the four settings (cached: notebooks 10 and 12 reuse these runs)"),

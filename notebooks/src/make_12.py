@@ -5,6 +5,9 @@ import sys
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sdnet_snippets import BASE_CONFIG  # noqa: E402
+
 cells = [
     ("md", """
      # 12 · Crowd-SDNet refinement dynamics (Fig. 4) and the PSDDN rule
@@ -55,13 +58,7 @@ cells = [
 
      apply_thread_limit()
      rep = Reporter("12_sdnet_refinement_dynamics", profile=profile, seeds=seeds)
-     base = sdnet.experiment_config(n_dense=n_dense, n_sparse=n_sparse, image_size=image_size, crop=crop,
-                                    epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, width=width,
-                                    up_width=up_width, beta=beta, region_divisor=region_divisor, prior=prior,
-                                    warmup_epochs=warmup_epochs, alpha_cap=alpha_cap, eta=eta, size_norm=size_norm,
-                                    center_weight=center_weight, data_seed=data_seed,
-                                    data_root=data_root)
-     test_records = sdnet.eval_records_for(base, n_test, image_size, data_seed, test_seed)
+""" + BASE_CONFIG + """     test_records = sdnet.eval_records_for(base, n_test, image_size, data_seed, test_seed)
      train_records = sdnet.train_records_of(base)
      """),
     ("code", """
