@@ -741,40 +741,23 @@ def decode_csp(outputs: Mapping[str, torch.Tensor], stride: int, *, min_score: f
                max_det: int = 5000) -> list[dict[str, np.ndarray]]:
     """Peaks (3x3 max-pool) above ``min_score`` -> square boxes -> NMS, per image.
 
-    A peak in cell ``(row, col)`` is at ``((col + dx) * stride, (row + dy) * stride)`` with the predicted offset
-    ``(dx, dy)`` when there is an offset head, else at the cell centre ``(col + 0.5) * stride``. Returns per image
+    Thin wrapper of :func:`crowdlib.decode.heatmap_peaks` and :func:`crowdlib.decode.nms`: a peak in cell
+    ``(row, col)`` is at ``((col + dx) * stride, (row + dy) * stride)`` with the predicted offset ``(dx, dy)`` when
+    there is an offset head, else at the cell centre ``(col + 0.5) * stride``; the log size is clamped at 12 before
+    ``exp`` so that a wild prediction cannot overflow. Returns per image
     ``{"points": (K, 2), "boxes": (K, 4), "scores": (K,), "sizes": (K,)}`` float32, sorted by score.
     """
-    import torch.nn.functional as F
-    from torchvision.ops import nms
+    from crowdlib.decode import heatmap_peaks, nms
 
     prob = torch.sigmoid(outputs["center_logits"].float())
-    log_size = outputs["log_size"].float()
+    log_size = outputs["log_size"].float().clamp(max=12.0)
     offset = outputs.get("offset")
-    peaks = (prob == F.max_pool2d(prob, 3, stride=1, padding=1)) & (prob > min_score)
     res = []
-    for b in range(prob.shape[0]):
-        rows, cols = torch.nonzero(peaks[b, 0], as_tuple=True)
-        scores = prob[b, 0, rows, cols]
-        if len(scores) > max_det:
-            top = torch.topk(scores, max_det).indices
-            rows, cols, scores = rows[top], cols[top], scores[top]
-        if offset is not None:
-            xs = (cols.float() + offset[b, 0, rows, cols].float()) * stride
-            ys = (rows.float() + offset[b, 1, rows, cols].float()) * stride
-        else:
-            xs = (cols.float() + 0.5) * stride
-            ys = (rows.float() + 0.5) * stride
-        sz = torch.exp(log_size[b, 0, rows, cols].clamp(max=12.0))
-        boxes = torch.stack([xs - sz / 2, ys - sz / 2, xs + sz / 2, ys + sz / 2], 1)
-        if nms_iou < 1.0 and len(scores):
-            keep = nms(boxes, scores, nms_iou)
-        else:
-            keep = torch.argsort(scores, descending=True)
-        res.append({"points": torch.stack([xs, ys], 1)[keep].cpu().numpy().astype(np.float32),
-                    "boxes": boxes[keep].cpu().numpy().astype(np.float32),
-                    "scores": scores[keep].cpu().numpy().astype(np.float32),
-                    "sizes": sz[keep].cpu().numpy().astype(np.float32)})
+    for det in heatmap_peaks(prob, threshold=min_score, size_map=log_size, stride=stride, max_peaks=max_det,
+                             offset=None if offset is None else offset.float()):
+        n = len(det["scores"])
+        keep = nms(det["boxes"], det["scores"], nms_iou) if nms_iou < 1.0 and n else np.arange(n)
+        res.append({k: det[k][keep] for k in ("points", "boxes", "scores", "sizes")})
     return res
 
 

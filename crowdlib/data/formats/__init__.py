@@ -20,20 +20,18 @@ __all__ = [
     "read_ucf_qnrf_mat", "read_vgg_cells", "read_vgg_dots", "read_widerface",
 ]
 
-try:  # the NWPU localization text format is owned by the metrics area
-    from crowdlib.data.formats.nwpu_loc import (  # noqa: F401
-        NWPU_NUM_LEVELS,
-        NWPUHeads,
-        NWPULocFormatError,
-        nwpu_gt_to_records,
-        nwpu_val_ids,
-        read_nwpu_gt,
-        read_nwpu_pred,
-        write_nwpu_gt,
-        write_nwpu_pred,
-    )
-except ImportError:  # pragma: no cover - only while that module is being written
-    pass
-else:
-    __all__ += ["NWPU_NUM_LEVELS", "NWPUHeads", "NWPULocFormatError", "nwpu_gt_to_records", "nwpu_val_ids",
-                "read_nwpu_gt", "read_nwpu_pred", "write_nwpu_gt", "write_nwpu_pred"]
+# The NWPU localization text format lives beside the readers (owned by the metrics area) and is re-exported here.
+from crowdlib.data.formats.nwpu_loc import (  # noqa: E402
+    NWPU_NUM_LEVELS,
+    NWPUHeads,
+    NWPULocFormatError,
+    nwpu_gt_to_records,
+    nwpu_val_ids,
+    read_nwpu_gt,
+    read_nwpu_pred,
+    write_nwpu_gt,
+    write_nwpu_pred,
+)
+
+__all__ += ["NWPU_NUM_LEVELS", "NWPUHeads", "NWPULocFormatError", "nwpu_gt_to_records", "nwpu_val_ids",
+            "read_nwpu_gt", "read_nwpu_pred", "write_nwpu_gt", "write_nwpu_pred"]
