@@ -13,6 +13,7 @@ results/claims record every reproducing notebook writes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -33,7 +34,7 @@ import torch
 from crowdlib import paths
 
 __all__ = [
-    "seed_everything", "seed_worker", "config_hash", "provenance", "git_info",
+    "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "config_hash", "provenance", "git_info",
     "CheckpointError", "save_checkpoint", "load_checkpoint", "get_or_train",
     "Row", "Claim", "evaluate_claims", "build_results", "check_results",
 ]
@@ -62,6 +63,40 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+#: Intra-op thread count of every training and evaluation run of a study, whatever the machine: float sums are
+#: ordered by the thread partition, so a fixed count makes runs bit-identical across machines with the same versions.
+TRAIN_THREADS = 1
+
+
+class fixed_threads(contextlib.ContextDecorator):
+    """Run a block (or a decorated function) with ``torch.set_num_threads(threads)`` and deterministic algorithms.
+
+    The previous thread count and deterministic-algorithms setting are restored on exit, so the caller's ambient
+    settings (``CROWDLIB_TORCH_THREADS``, ``OMP_NUM_THREADS``) never reach a training run. Nested uses are fine.
+    Speed comes from running independent runs in parallel processes (``make reproduce JOBS=N``), not threads.
+    """
+
+    def __init__(self, threads: int = TRAIN_THREADS) -> None:
+        if not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"fixed_threads: threads must be a positive integer, got {threads!r}")
+        self.threads = int(threads)
+        self._saved: list[tuple[int, bool, bool]] = []
+
+    def __enter__(self) -> "fixed_threads":
+        self._saved.append((torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                            torch.is_deterministic_algorithms_warn_only_enabled()))
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        threads, det, warn = self._saved.pop()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det, warn_only=warn)
 
 
 def seed_worker(worker_id: int) -> None:

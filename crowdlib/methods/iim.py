@@ -45,7 +45,7 @@ from crowdlib.engine import train_one_epoch
 from crowdlib.models.baselines import cruciform_map, local_maxima
 from crowdlib.models.iim import sliding_window_predict
 from crowdlib.models.registry import build_model
-from crowdlib.repro import seed_everything
+from crowdlib.repro import fixed_threads, seed_everything
 
 __all__ = [
     "DEFAULTS",
@@ -286,6 +286,7 @@ def _normalise(image: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
+@fixed_threads()
 def predict_maps(model: torch.nn.Module, records: Sequence[CrowdRecord], device: torch.device | str | None = None,
                  *, window: int = 1024, overlap: int = 64, scale: float = 1.0, density: bool = False,
                  progress: bool = False) -> list[dict[str, np.ndarray]]:
@@ -484,6 +485,7 @@ def _split(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> tuple[list
     return [records[i] for i in tr], [records[i] for i in va]
 
 
+@fixed_threads()
 def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch.device | None = None,
               records: Sequence[CrowdRecord] | None = None) -> dict[str, Any]:
     """Train one model of a config and return a plain checkpointable dict.

@@ -47,6 +47,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from crowdlib.repro import fixed_threads
+
 __all__ = [
     "CROWD_BINS", "BIN_LABELS", "crowd_bin", "refine_rule", "initial_sizes", "PseudoBoxStore",
     "SDNetTargets", "sdnet_prepare_batch", "Refiner", "default_config", "merge_config", "ABLATION_SETTINGS",
@@ -568,6 +570,7 @@ def build_detector(cfg: Mapping[str, Any]) -> tuple[torch.nn.Module, torch.nn.Mo
     return build_model(dict(cfg["model"]))
 
 
+@fixed_threads()
 def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: str | None = None) -> dict[str, Any]:
     """Train one Crowd-SDNet configuration; return a checkpointable plain dict.
 
@@ -762,6 +765,7 @@ def decode_csp(outputs: Mapping[str, torch.Tensor], stride: int, *, min_score: f
 
 
 @torch.no_grad()
+@fixed_threads()
 def predict_sdnet(model: torch.nn.Module, records: Sequence[Any], *, device: torch.device | str | None = None,
                   scales: Sequence[float] = (1.0,), min_score: float = 0.05, nms_iou: float = 0.5,
                   batch_size: int = 8, progress: bool = False) -> list[dict[str, np.ndarray]]:
