@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 ONLY ?=
 TIMEOUT ?= 3600
+# pip constraints with the exact versions that made reports/ (empty: the ranges of pyproject.toml)
+LOCK ?= requirements-lock.txt
+# notebook groups (one per paper) run in this many processes; each run inside uses one thread (crowdlib.study)
+JOBS ?= 1
 export TORCH_HOME := $(CURDIR)/.cache/torch
 export PYTHONDONTWRITEBYTECODE := 1
 export MPLBACKEND := Agg
@@ -23,9 +27,9 @@ help:  ## list the targets
 
 setup: $(STAMP) $(WEIGHTS) $(KERNEL)  ## create .venv (idempotent), offline ImageNet weights, Jupyter kernel
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[notebooks,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(if $(LOCK),-c $(LOCK)) -e '.[notebooks,test]'
 	@touch $@
 
 $(WEIGHTS): $(STAMP) tools/install_weights.py
@@ -36,11 +40,11 @@ $(KERNEL): $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name crowdlib --display-name "crowdlib (.venv)" >/dev/null
 	@touch $@
 
-reproduce: setup  ## run notebooks NN_* (not 9x) with params/$(PROFILE) into reports/
-	$(PY) tools/reproduce.py --profile $(PROFILE) --out reports --timeout $(TIMEOUT) $(if $(ONLY),--only $(ONLY))
+reproduce: setup  ## run notebooks NN_* (not 9x) with params/$(PROFILE) into reports/ (JOBS=N: N paper groups at once)
+	$(PY) tools/reproduce.py --profile $(PROFILE) --out reports --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))
 
 smoke: setup  ## the same with PROFILE=smoke into a scratch folder (.smoke-reports/)
-	$(PY) tools/reproduce.py --profile smoke --out .smoke-reports --timeout 600 $(if $(ONLY),--only $(ONLY))
+	$(PY) tools/reproduce.py --profile smoke --out .smoke-reports --timeout 600 --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))
 
 test: setup  ## pytest over tests/ plus nbval (lax) over notebooks/ (smoke defaults)
 	@rm -rf $(TEST_TMP) && mkdir -p $(TEST_TMP)

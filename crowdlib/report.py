@@ -18,7 +18,7 @@ import pandas as pd
 from crowdlib import paths
 from crowdlib.repro import Claim, Row, build_results, provenance
 
-__all__ = ["Reporter", "results_table", "claims_table", "to_markdown", "format_mean_std"]
+__all__ = ["Reporter", "results_table", "claims_table", "claim_reading", "to_markdown", "format_mean_std"]
 
 
 def format_mean_std(mean: float, std: float, n: int, digits: int = 3) -> str:
@@ -59,30 +59,35 @@ def results_table(rows: Sequence[Row], digits: int = 3) -> pd.DataFrame:
     return df.fillna("")
 
 
-def claims_table(claims: Sequence[Claim], digits: int = 3) -> pd.DataFrame:
-    """One row per evaluated claim, with a plain sentence saying whether its direction reproduced.
+def claim_reading(c: Claim, digits: int = 3) -> str:
+    """The plain sentence of one evaluated claim: the paper's direction, our means, the gap and its standard error,
+    and the state."""
+    lower = c.higher_is_better is False
+    rel = c.relation.replace(">", "<") if lower else c.relation
+    kind = "lower is better" if lower else "higher is better"
+    noise = ("seed noise unknown (fewer than two seeds)" if c.gap_se is None
+             else f"gap {c.gap:+.{digits}f} ± {c.gap_se:.{digits}f} (standard error across seeds)")
+    verdict = {"reproduced": "reproduced: the gap clears the seed noise",
+               "contradicted": "contradicted: the opposite direction, beyond the seed noise",
+               "inconclusive": "inconclusive: the gap does not clear the seed noise"}[str(c.state)]
+    return (f"Paper: {c.better} {rel} {c.worse} on {c.metric} ({kind}); ours: {c.better_mean:.{digits}f} vs "
+            f"{c.worse_mean:.{digits}f}, {noise}; {verdict}.")
 
-    The sentence also says when the two means differ by less than the seeds' spread (the larger standard
-    deviation), so that a "reproduced" or "did not reproduce" resting on noise reads as such.
+
+def claims_table(claims: Sequence[Claim], digits: int = 3) -> pd.DataFrame:
+    """One row per evaluated claim: both means, the gap and its standard error, the state and a plain sentence.
+
+    States (:func:`crowdlib.repro.claim_state`): reproduced (the paper's direction with a gap larger than its
+    standard error across seeds), inconclusive (within it, or the seed noise unknown), contradicted (the opposite
+    direction beyond it).
     """
-    recs = []
-    for c in claims:
-        verdict = "reproduced" if c.reproduced else "did NOT reproduce"
-        lower = c.higher_is_better is False
-        rel = c.relation.replace(">", "<") if lower else c.relation
-        kind = "lower is better" if lower else "higher is better"
-        reading = (f"Paper: {c.better} {rel} {c.worse} on {c.metric} ({kind}); ours: "
-                   f"{c.better_mean:.{digits}f} vs {c.worse_mean:.{digits}f}, {verdict}")
-        if c.within_spread:
-            reading += (f", but the difference is within the seed spread (std {c.better_std:.{digits}f} / "
-                        f"{c.worse_std:.{digits}f})")
-        recs.append({
-            "claim": c.text, "metric": c.metric, "better": c.better, "worse": c.worse,
-            "better (ours)": None if c.better_mean is None else round(c.better_mean, digits),
-            "worse (ours)": None if c.worse_mean is None else round(c.worse_mean, digits),
-            "reproduced": c.reproduced, "within seed spread": c.within_spread,
-            "reading": reading + ".",
-        })
+    rnd = lambda x: None if x is None else round(float(x), digits)  # noqa: E731
+    recs = [{
+        "claim": c.text, "metric": c.metric, "better": c.better, "worse": c.worse,
+        "better (ours)": rnd(c.better_mean), "worse (ours)": rnd(c.worse_mean),
+        "gap": rnd(c.gap), "gap se": rnd(c.gap_se), "state": c.state, "reproduced": c.reproduced,
+        "reading": claim_reading(c, digits),
+    } for c in claims]
     return pd.DataFrame(recs)
 
 
@@ -116,7 +121,7 @@ class Reporter:
         doc = build_results(rows, claims, profile=self.profile, seeds=self.seeds,
                             wall_time_s=time.time() - self.start, notebook=self.notebook)
         (self.dir / "results.json").write_text(json.dumps(doc, indent=2))
-        fields = ("text", "metric", "better", "worse", "table", "relation", "reproduced", "better_mean",
+        fields = ("text", "metric", "better", "worse", "table", "relation", "state", "gap", "gap_se", "better_mean",
                   "worse_mean", "better_std", "worse_std", "higher_is_better")
         evaluated = [Claim(**{k: c[k] for k in fields}) for c in doc["claims"]]
         self.table(results_table(rows), "results_table")

@@ -34,9 +34,11 @@ import torch
 from crowdlib import paths
 
 __all__ = [
-    "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "config_hash", "provenance", "git_info",
+    "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "config_hash", "provenance", "lock_status",
+    "git_info",
     "CheckpointError", "save_checkpoint", "load_checkpoint", "get_or_train",
-    "Row", "Claim", "evaluate_claims", "build_results", "check_results",
+    "cache_path", "Row", "Claim", "STATES", "gap_and_se", "claim_state", "evaluate_claims", "build_results",
+    "rows_from_doc", "check_results",
 ]
 
 
@@ -154,8 +156,38 @@ def _version(mod: str) -> str | None:
         return None
 
 
+#: Packages whose versions every provenance record lists (the pinned ones that decide numerics and plots).
+PROVENANCE_PACKAGES = ("crowdlib", "torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "pillow",
+                       "ipywidgets", "papermill", "nbval")
+
+
+def lock_status(lock: str | Path | None = None) -> dict[str, Any]:
+    """Compare the installed versions with the pins of ``requirements-lock.txt`` (the versions that made reports/).
+
+    Returns ``{"lock_file", "lock_sha256", "matches_lock", "differs"}``; ``differs`` maps each pinned package whose
+    installed version is another to ``[pinned, installed]`` (``installed`` None when absent). Local build tags
+    (``+cpu``, ``+cu130``) are ignored.
+    """
+    path = Path(lock) if lock is not None else paths.project_root() / "requirements-lock.txt"
+    if not path.is_file():
+        return {"lock_file": None, "lock_sha256": None, "matches_lock": None, "differs": {}}
+    text = path.read_text()
+    differs = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" not in line:
+            continue
+        name, pinned = (x.strip() for x in line.split("==", 1))
+        installed = _version(name)
+        if installed is None or installed.split("+")[0] != pinned.split("+")[0]:
+            differs[name] = [pinned, installed]
+    return {"lock_file": path.name, "lock_sha256": hashlib.sha256(text.encode()).hexdigest()[:16],
+            "matches_lock": not differs, "differs": differs}
+
+
 def provenance() -> dict[str, Any]:
-    """Git SHA and dirty flag, package versions, torch/CUDA/cuDNN versions, device, CPU count, host, time."""
+    """Git SHA and dirty flag, package versions (and whether they match the lock file), torch/CUDA/cuDNN versions,
+    the thread count studies train with, device, CPU count, host, time."""
     from crowdlib.device import describe_devices
 
     info: dict[str, Any] = dict(git_info())
@@ -164,13 +196,14 @@ def provenance() -> dict[str, Any]:
         platform=platform.platform(),
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
+        study_threads=TRAIN_THREADS,
         torch=torch.__version__,
         cuda=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         device="cuda" if torch.cuda.is_available() else "cpu",
         devices=describe_devices(),
-        packages={p: _version(p) for p in ("crowdlib", "torchvision", "numpy", "scipy", "matplotlib",
-                                           "ipywidgets", "papermill", "nbval")},
+        packages={p: _version(p) for p in PROVENANCE_PACKAGES},
+        lock=lock_status(),
         time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     return info
@@ -234,6 +267,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data["payload"]
 
 
+def cache_path(cfg: Mapping[str, Any], name: str, cache_dir: str | Path | None = None) -> Path:
+    """Where :func:`get_or_train` keeps the result of ``cfg`` under ``name`` (the file may not exist yet)."""
+    base = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+    return base / name / f"{config_hash(cfg)}.pt"
+
+
 def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str, Any]], *, name: str,
                  cache_dir: str | Path | None = None, retrain: bool = False) -> dict[str, Any]:
     """Return the cached result of ``train_fn(cfg)`` for this config, training and caching it if absent.
@@ -247,8 +286,7 @@ def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str,
     to training code that alters what a configuration produces must therefore also change the configuration
     (e.g. a ``"version"`` entry in the method's config), or the cache must be cleared (``make clean``).
     """
-    base = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    path = base / name / f"{config_hash(cfg)}.pt"
+    path = cache_path(cfg, name, cache_dir)
     if path.exists() and not retrain:
         data = load_checkpoint(path)
         return dict(data["result"])
@@ -268,7 +306,12 @@ def _clean_float(x: float | None) -> float | None:
 
 @dataclass
 class Row:
-    """One measured table cell: a metric for a setting, one value per seed, beside the paper's number."""
+    """One measured table cell: a metric for a setting, one value per seed, beside the paper's number.
+
+    ``seeds`` names the training seed of each value (used to pair two rows' values seed by seed); ``exact=True``
+    marks a row whose values depend on no training seed (a deterministic computation, e.g. pseudo boxes without a
+    network): its spread is zero by construction, not unknown.
+    """
 
     table: str
     setting: str
@@ -276,6 +319,8 @@ class Row:
     values: Sequence[float]
     paper: float | None = None
     higher_is_better: bool = True
+    seeds: Sequence[int] | None = None
+    exact: bool = False
     mean: float = field(init=False)
     std: float = field(init=False)
 
@@ -284,6 +329,11 @@ class Row:
         if not vals:
             raise ValueError(f"Row {self.table}/{self.setting}/{self.metric}: no values")
         self.values = vals
+        if self.seeds is not None:
+            self.seeds = [int(s) for s in self.seeds]
+            if len(self.seeds) != len(vals):
+                raise ValueError(f"Row {self.table}/{self.setting}/{self.metric}: {len(self.seeds)} seeds for "
+                                 f"{len(vals)} values")
         arr = np.asarray(vals, dtype=float)
         self.mean = float(np.mean(arr))
         self.std = float(np.std(arr, ddof=1)) if len(arr) > 1 else 0.0
@@ -295,7 +345,9 @@ class Row:
         return d
 
 
-_RELATIONS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_RELATIONS = (">", ">=")
+#: The three states of a claim (see :func:`claim_state`).
+STATES: tuple[str, ...] = ("reproduced", "inconclusive", "contradicted")
 
 
 @dataclass
@@ -303,7 +355,9 @@ class Claim:
     """A statement of the paper that our rows can check: ``better`` beats ``worse`` on ``metric``.
 
     "Beats" means a higher mean when the metric's rows say ``higher_is_better`` and a lower mean otherwise;
-    ``relation`` is ``">"`` (strict) or ``">="``. ``reproduced`` is computed by :func:`evaluate_claims`.
+    ``relation`` is ``">"`` (strict) or ``">="`` (an exact tie also reproduces it). :func:`evaluate_claims` fills in
+    ``state`` (one of :data:`STATES`), ``gap`` (the paper's direction positive) and ``gap_se`` (its standard error
+    across seeds; ``None`` when the seed noise is unknown), see :func:`claim_state`.
     """
 
     text: str
@@ -312,7 +366,9 @@ class Claim:
     worse: str
     table: str | None = None
     relation: str = ">"
-    reproduced: bool | None = None
+    state: str | None = None
+    gap: float | None = None
+    gap_se: float | None = None
     better_mean: float | None = None
     worse_mean: float | None = None
     better_std: float | None = None
@@ -320,16 +376,55 @@ class Claim:
     higher_is_better: bool | None = None
 
     @property
-    def within_spread(self) -> bool | None:
-        """Whether the two means differ by less than the larger of their seed standard deviations."""
-        if None in (self.better_mean, self.worse_mean, self.better_std, self.worse_std):
-            return None
-        return abs(self.better_mean - self.worse_mean) < max(self.better_std, self.worse_std)
+    def reproduced(self) -> bool | None:
+        """True only for a robust reproduction (state ``"reproduced"``); ``None`` before evaluation."""
+        return None if self.state is None else self.state == "reproduced"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["within_spread"] = self.within_spread
+        for k in ("gap", "gap_se", "better_mean", "worse_mean", "better_std", "worse_std"):
+            d[k] = _clean_float(d[k])
+        d["reproduced"] = self.reproduced
         return d
+
+
+def gap_and_se(better: Row, worse: Row) -> tuple[float, float | None]:
+    """The gap ``better - worse`` in the paper's direction and its standard error across seeds.
+
+    Exact rows add no noise. When both rows are noisy and hold the same seeds (two or more), the standard error is
+    that of the mean per-seed difference (the settings share each seed's data order and initialisation); otherwise
+    the Welch standard error ``sqrt(s_b^2 / n_b + s_w^2 / n_w)`` over the noisy rows. A noisy row with fewer than two
+    values leaves the noise unknown (``None``).
+    """
+    sign = 1.0 if better.higher_is_better else -1.0
+    gap = sign * (better.mean - worse.mean)
+    noisy = [r for r in (better, worse) if not r.exact]
+    if any(len(r.values) < 2 for r in noisy):
+        return gap, None
+    if len(noisy) == 2 and better.seeds is not None and better.seeds == worse.seeds:
+        d = sign * (np.asarray(better.values) - np.asarray(worse.values))
+        return gap, float(np.std(d, ddof=1) / math.sqrt(len(d)))
+    return gap, float(math.sqrt(sum(r.std ** 2 / len(r.values) for r in noisy)))
+
+
+def claim_state(gap: float, se: float | None, relation: str = ">") -> str:
+    """``"reproduced"`` when the gap (paper's direction positive) exceeds its standard error, ``"contradicted"`` when
+    it is below minus its standard error, ``"inconclusive"`` in between or when the noise is unknown (``se`` None).
+
+    With no noise at all (``se == 0``, e.g. two exact rows) the sign decides; an exact tie reproduces ``">="`` and is
+    inconclusive for ``">"``.
+    """
+    if relation not in _RELATIONS:
+        raise ValueError(f"relation must be one of {list(_RELATIONS)}, got {relation!r}")
+    if not math.isfinite(gap) or se is None or not math.isfinite(se):
+        return "inconclusive"
+    if gap > se:
+        return "reproduced"
+    if gap < -se:
+        return "contradicted"
+    if se == 0.0 and gap == 0.0 and relation == ">=":
+        return "reproduced"
+    return "inconclusive"
 
 
 def _find_row(rows: Sequence[Row], claim: Claim, setting: str) -> Row:
@@ -342,16 +437,23 @@ def _find_row(rows: Sequence[Row], claim: Claim, setting: str) -> Row:
 
 
 def evaluate_claims(rows: Sequence[Row], claims: Sequence[Claim]) -> list[Claim]:
-    """Fill in ``reproduced``, ``better_mean`` and ``worse_mean`` of each claim from the rows' means."""
+    """Fill in each claim's state, gap, standard error and both rows' means and stds.
+
+    Raises:
+        ValueError: when a claim's rows are missing or ambiguous, or the two rows disagree on the direction of the
+            metric (one higher-is-better, the other not).
+    """
     out = []
     for c in claims:
         if c.relation not in _RELATIONS:
-            raise ValueError(f"claim {c.text!r}: relation must be one of {sorted(_RELATIONS)}")
+            raise ValueError(f"claim {c.text!r}: relation must be one of {list(_RELATIONS)}")
         b, w = _find_row(rows, c, c.better), _find_row(rows, c, c.worse)
-        sign = 1.0 if b.higher_is_better else -1.0
-        ok = _RELATIONS[c.relation](sign * b.mean, sign * w.mean)
-        out.append(Claim(c.text, c.metric, c.better, c.worse, c.table, c.relation, bool(ok), b.mean, w.mean,
-                         b.std, w.std, b.higher_is_better))
+        if b.higher_is_better != w.higher_is_better:
+            raise ValueError(f"claim {c.text!r}: rows {b.setting!r} and {w.setting!r} disagree on whether higher "
+                             f"{c.metric} is better")
+        gap, se = gap_and_se(b, w)
+        out.append(Claim(c.text, c.metric, c.better, c.worse, c.table, c.relation, claim_state(gap, se, c.relation),
+                         gap, se, b.mean, w.mean, b.std, w.std, b.higher_is_better))
     return out
 
 
@@ -370,13 +472,35 @@ def build_results(rows: Sequence[Row], claims: Sequence[Claim], *, profile: str,
     }
 
 
-def check_results(doc: Mapping[str, Any]) -> list[str]:
-    """Recompute every claim of a results document from its rows; return a list of disagreements (empty if none)."""
+def rows_from_doc(doc: Mapping[str, Any]) -> list[Row]:
+    """The :class:`Row` s of a ``results.json`` document (values that were not finite come back as NaN)."""
     rows = []
     for r in doc.get("rows", []):
-        vals = [v for v in r["values"] if v is not None] or [float("nan")]
-        rows.append(Row(r["table"], r["setting"], r["metric"], vals, r.get("paper"), r["higher_is_better"]))
+        vals = [float("nan") if v is None else float(v) for v in r["values"]] or [float("nan")]
+        rows.append(Row(r["table"], r["setting"], r["metric"], vals, r.get("paper"), r["higher_is_better"],
+                        r.get("seeds"), bool(r.get("exact", False))))
+    return rows
+
+
+def _differs(stored: Any, derived: float | None, tol: float = 1e-9) -> bool:
+    if stored is None or derived is None or not math.isfinite(derived):
+        return (stored is None) != (derived is None or not math.isfinite(derived))
+    return abs(float(stored) - float(derived)) > tol * max(1.0, abs(float(derived)))
+
+
+def check_results(doc: Mapping[str, Any]) -> list[str]:
+    """Re-derive every stored number of a results document from the per-seed values; list the disagreements.
+
+    Checked: each row's mean and std, and each claim's state, ``reproduced`` flag, gap, standard error, and both
+    means and stds. An empty list means the document is self-consistent.
+    """
     problems = []
+    rows = rows_from_doc(doc)
+    for r, stored in zip(rows, doc.get("rows", [])):
+        for k in ("mean", "std"):
+            if _differs(stored.get(k), getattr(r, k)):
+                problems.append(f"row {r.table}/{r.setting}/{r.metric}: stored {k}={stored.get(k)} but values give "
+                                f"{getattr(r, k)}")
     for c in doc.get("claims", []):
         claim = Claim(c["text"], c["metric"], c["better"], c["worse"], c.get("table"), c.get("relation", ">"))
         try:
@@ -384,6 +508,12 @@ def check_results(doc: Mapping[str, Any]) -> list[str]:
         except ValueError as exc:
             problems.append(str(exc))
             continue
+        if ev.state != c.get("state"):
+            problems.append(f"claim {c['text']!r}: stored state={c.get('state')!r} but rows give {ev.state!r}")
         if ev.reproduced != c.get("reproduced"):
-            problems.append(f"claim {c['text']!r}: stored reproduced={c.get('reproduced')} but rows give {ev.reproduced}")
+            problems.append(f"claim {c['text']!r}: stored reproduced={c.get('reproduced')} but rows give "
+                            f"{ev.reproduced}")
+        for k in ("gap", "gap_se", "better_mean", "worse_mean", "better_std", "worse_std"):
+            if _differs(c.get(k), getattr(ev, k)):
+                problems.append(f"claim {c['text']!r}: stored {k}={c.get(k)} but rows give {getattr(ev, k)}")
     return problems

@@ -85,3 +85,25 @@ def test_makefile_targets():
 def test_ci_script_runs_make_test():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "set -e" in ci
+
+
+def test_lock_file_pins_every_declared_package_within_its_range():
+    """requirements-lock.txt (the versions that made reports/) pins each dependency exactly, inside pyproject's ranges."""
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            assert "==" in line, f"requirements-lock.txt: {line!r} is not an exact pin"
+            name, version = line.split("==", 1)
+            pins[_name(name)] = version
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = list(pyproject["dependencies"]) + [r for extra in pyproject["optional-dependencies"].values()
+                                                  for r in extra]
+    for req in map(Requirement, declared):
+        key = _name(req.name)
+        assert key in pins, f"{req.name} is not pinned in requirements-lock.txt"
+        assert req.specifier.contains(pins[key], prereleases=True), f"{req.name}=={pins[key]} is outside {req}"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "LOCK ?= requirements-lock.txt" in makefile and "-c $(LOCK)" in makefile

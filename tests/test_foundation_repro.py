@@ -112,15 +112,68 @@ def test_get_or_train_never_retrains_over_corrupt_cache(tmp_path):
 
 
 def test_rows_and_claims():
-    rows = [Row("T3", "both", "AP", [0.8, 0.9], paper=0.7), Row("T3", "none", "AP", [0.5, 0.6]),
-            Row("T3", "both", "MAE", [2.0, 2.0], higher_is_better=False), Row("T3", "none", "MAE", [3.0])]
+    rows = [Row("T3", "both", "AP", [0.8, 0.9], paper=0.7, seeds=[0, 1]), Row("T3", "none", "AP", [0.5, 0.6], seeds=[0, 1]),
+            Row("T3", "both", "MAE", [2.0, 2.0], higher_is_better=False), Row("T3", "none", "MAE", [3.0],
+                                                                              higher_is_better=False)]
     assert rows[0].mean == pytest.approx(0.85) and rows[0].std == pytest.approx(0.0707107, rel=1e-5)
     claims = repro.evaluate_claims(rows, [Claim("both beats none", "AP", "both", "none"),
                                           Claim("both has lower MAE", "MAE", "both", "none"),
                                           Claim("none beats both", "AP", "none", "both")])
-    assert [c.reproduced for c in claims] == [True, True, False]
+    # paired per-seed differences are 0.3 and 0.3: gap 0.3 with standard error 0
+    assert claims[0].gap == pytest.approx(0.3) and claims[0].gap_se == pytest.approx(0.0)
+    # a single-seed (not exact) row leaves the noise unknown
+    assert claims[1].gap == pytest.approx(1.0) and claims[1].gap_se is None
+    assert [c.state for c in claims] == ["reproduced", "inconclusive", "contradicted"]
+    assert [c.reproduced for c in claims] == [True, False, False]
     with pytest.raises(ValueError, match="expected one row"):
         repro.evaluate_claims(rows, [Claim("x", "F1", "both", "none")])
+    with pytest.raises(ValueError, match="relation"):
+        repro.evaluate_claims(rows, [Claim("x", "AP", "both", "none", relation="<")])
+
+
+def test_claim_states_hand_computed():
+    a = Row("T", "a", "F1", [1.0, 2.0, 3.0], seeds=[0, 1, 2])
+    b = Row("T", "b", "F1", [0.5, 1.9, 2.0], seeds=[0, 1, 2])
+    # paired: differences 0.5, 0.1, 1.0 -> mean 0.5333, sd 0.45092, se 0.26034
+    gap, se = repro.gap_and_se(a, b)
+    assert gap == pytest.approx(0.533333, rel=1e-5) and se == pytest.approx(0.260342, rel=1e-5)
+    assert repro.claim_state(gap, se) == "reproduced"
+    # the same values without matching seeds: Welch sqrt(1.0 / 3 + 0.70333 / 3) = 0.75351 -> inconclusive
+    gap_u, se_u = repro.gap_and_se(Row("T", "a", "F1", a.values), Row("T", "b", "F1", b.values))
+    assert gap_u == pytest.approx(gap) and se_u == pytest.approx(0.753510, rel=1e-5)
+    assert repro.claim_state(gap_u, se_u) == "inconclusive"
+    # an exact row adds no noise: gap 1.0 against se sqrt(0 / 2) = 0
+    exact = Row("T", "mean", "MAE", [3.0], higher_is_better=False, exact=True)
+    noisy = Row("T", "net", "MAE", [2.0, 2.0], higher_is_better=False, seeds=[0, 1])
+    assert repro.gap_and_se(noisy, exact) == (pytest.approx(1.0), pytest.approx(0.0))
+    assert repro.claim_state(-0.2, 0.1) == "contradicted" and repro.claim_state(0.05, 0.1) == "inconclusive"
+    # exact ties: ">=" holds, ">" does not decide
+    assert repro.claim_state(0.0, 0.0, ">=") == "reproduced" and repro.claim_state(0.0, 0.0, ">") == "inconclusive"
+    assert repro.claim_state(float("nan"), 0.1) == "inconclusive"
+    with pytest.raises(ValueError, match="seeds"):
+        Row("T", "a", "F1", [1.0, 2.0], seeds=[0])
+
+
+def test_fixed_threads_restores_the_callers_settings():
+    before = torch.get_num_threads()
+    det = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(2)
+    try:
+        with repro.fixed_threads(1):
+            assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+            with repro.fixed_threads(1):
+                assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2 and torch.are_deterministic_algorithms_enabled() == det
+
+        @repro.fixed_threads(1)
+        def inside() -> int:
+            return torch.get_num_threads()
+
+        assert inside() == 1 and torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="positive integer"):
+            repro.fixed_threads(0)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_results_document_and_check(tmp_path):
@@ -129,12 +182,18 @@ def test_results_document_and_check(tmp_path):
     rep = Reporter("99_toy", profile="smoke", seeds=[0, 1])
     rows = [Row("T", "a", "F1", [0.9, 0.8], paper=0.7), Row("T", "b", "F1", [0.5, 0.4], paper=0.6)]
     df = rep.results(rows, [Claim("a beats b", "F1", "a", "b", table="T")])
-    assert bool(df["reproduced"].iloc[0]) and "reproduced" in df["reading"].iloc[0]
+    assert df["state"].iloc[0] == "reproduced" and "reproduced" in df["reading"].iloc[0]
     doc = json.loads((rep.dir / "results.json").read_text())
     assert set(doc) >= {"rows", "claims", "profile", "seeds", "wall_time_s", "git_sha"}
     assert repro.check_results(doc) == []
-    doc["claims"][0]["reproduced"] = False
-    assert repro.check_results(doc), "a hand-edited reproduced flag must be detected"
+    for field, value in (("reproduced", False), ("state", "contradicted"), ("gap", 0.1), ("better_mean", 0.5)):
+        edited = json.loads(json.dumps(doc))
+        edited["claims"][0][field] = value
+        assert repro.check_results(edited), f"a hand-edited claim {field} must be detected"
+    for field in ("mean", "std"):
+        edited = json.loads(json.dumps(doc))
+        edited["rows"][0][field] = 0.123
+        assert repro.check_results(edited), f"a hand-edited row {field} must be detected"
     assert (rep.dir / "claims.md").is_file() and (rep.dir / "results_table.csv").is_file()
 
 
@@ -145,9 +204,11 @@ def test_provenance_fields():
 
 
 def test_committed_reports_claims_agree_with_rows():
-    """Every ``reproduced`` flag in the committed reports is what the rows give."""
+    """Every stored number of the committed reports (means, stds, claim states, gaps) is what the values give."""
     root = Path(__file__).resolve().parents[1] / "reports"
-    for res in sorted(root.glob("*/results.json")):
+    found = sorted(root.glob("*/results.json"))
+    assert found, f"no committed results.json under {root}"
+    for res in found:
         problems = repro.check_results(json.loads(res.read_text()))
         assert not problems, f"{res}: {problems}"
 
@@ -157,8 +218,13 @@ def test_claim_reading_for_lower_is_better_and_noise():
 
     rows = [Row("T", "a", "MAE", [2.0, 2.2], higher_is_better=False), Row("T", "b", "MAE", [3.0, 3.2],
                                                                           higher_is_better=False),
-            Row("T", "a", "F1", [0.50, 0.60]), Row("T", "b", "F1", [0.54, 0.55])]
-    ev = repro.evaluate_claims(rows, [Claim("a counts better", "MAE", "a", "b"), Claim("a beats b", "F1", "a", "b")])
+            Row("T", "a", "F1", [0.50, 0.60]), Row("T", "b", "F1", [0.54, 0.55]),
+            Row("T", "a", "NAE", [0.5], higher_is_better=False), Row("T", "b", "NAE", [0.6], higher_is_better=False)]
+    ev = repro.evaluate_claims(rows, [Claim("a counts better", "MAE", "a", "b"), Claim("a beats b", "F1", "a", "b"),
+                                      Claim("a has lower NAE", "NAE", "a", "b")])
     df = claims_table(ev)
-    assert "a < b on MAE (lower is better)" in df["reading"][0] and not ev[0].within_spread
-    assert ev[1].reproduced and ev[1].within_spread and "within the seed spread" in df["reading"][1]
+    assert "a < b on MAE (lower is better)" in df["reading"][0] and ev[0].state == "reproduced"
+    # F1: gap 0.005 against a Welch standard error of 0.0502
+    assert ev[1].state == "inconclusive" and "does not clear the seed noise" in df["reading"][1]
+    assert ev[2].state == "inconclusive" and "seed noise unknown" in df["reading"][2]
+    assert list(df["state"]) == ["reproduced", "inconclusive", "inconclusive"]

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+STATES = ("reproduced", "inconclusive", "contradicted")
 PAPERS = {
     "0": "Setup and data", "1": "Crowd-SDNet", "2": "IIM", "3": "SSR-HEF", "4": "L2R",
     "5": "Bi-knowledge transfer",
@@ -109,12 +110,6 @@ def _row(rows: list[dict], setting: str, metric: str, table: str | None) -> dict
     return {}
 
 
-def _within_spread(b: dict, w: dict) -> bool:
-    if not b or not w or None in (b.get("mean"), w.get("mean"), b.get("std"), w.get("std")):
-        return False
-    return abs(b["mean"] - w["mean"]) < max(b["std"], w["std"])
-
-
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -140,31 +135,69 @@ def write_readme(out: Path) -> Path:
         if res.is_file():
             results[stem] = json.loads(res.read_text())
     lines += ["", "## Reproduction scorecard", "",
-              "A claim is a comparison the paper makes; `reproduced` is computed from our means over seeds.", ""]
+              "A claim is a comparison the paper makes, restated so that it can fail. Its state is computed from the "
+              "per-seed values (`crowdlib.repro.claim_state`): **reproduced** when the gap in the paper's direction "
+              "exceeds its standard error across seeds, **contradicted** when the opposite direction does, "
+              "**inconclusive** in between or when the seed noise is unknown (a single seed). Headlines count robust "
+              "reproductions only.", ""]
     by_paper: dict[str, list[tuple[str, dict, list]]] = {}
     for stem, doc in results.items():
         by_paper.setdefault(PAPERS.get(stem[0], "Other"), []).append((stem, doc, doc.get("claims", [])))
     if not by_paper:
         lines.append("No notebook has written claims yet.")
+    summary = []
     for paper, items in by_paper.items():
         claims = [(stem, doc, c) for stem, doc, cs in items for c in cs]
-        n_ok = sum(bool(c["reproduced"]) for _, _, c in claims)
-        lines += [f"### {paper}: {n_ok} of {len(claims)} claims reproduced", ""]
+        counts = {s: sum(c.get("state") == s for _, _, c in claims) for s in STATES}
+        summary.append(f"| {paper} | {counts['reproduced']} | {counts['inconclusive']} | {counts['contradicted']} | "
+                       f"{len(claims)} |")
+        lines += [f"### {paper}: {counts['reproduced']} of {len(claims)} claims reproduced "
+                  f"({counts['inconclusive']} inconclusive, {counts['contradicted']} contradicted)", ""]
         if claims:
-            lines += ["| notebook | claim | metric | ours (better vs worse) | paper (better vs worse) | reproduced |"
-                      " within seed spread |", "|---|---|---|---|---|---|---|"]
+            lines += ["| notebook | claim | metric | ours (better vs worse) | gap ± se | paper (better vs worse) | state |",
+                      "|---|---|---|---|---|---|---|"]
         for stem, doc, c in claims:
             rb = _row(doc["rows"], c["better"], c["metric"], c.get("table"))
             rw = _row(doc["rows"], c["worse"], c["metric"], c.get("table"))
             pb, pw = rb.get("paper"), rw.get("paper")
+            gap = "n/a" if c.get("gap") is None else (f"{c['gap']:+.3f} ± " + ("?" if c.get("gap_se") is None
+                                                                               else f"{c['gap_se']:.3f}"))
+            state = c.get("state") or "?"
             lines.append(f"| {stem} | {c['text']} | {c['metric']} | {_fmt(c.get('better_mean'))} vs "
-                         f"{_fmt(c.get('worse_mean'))} | {_fmt(pb)} vs {_fmt(pw)} | "
-                         f"{'yes' if c['reproduced'] else '**no**'} | "
-                         f"{'yes' if _within_spread(rb, rw) else ''} |")
+                         f"{_fmt(c.get('worse_mean'))} | {gap} | {_fmt(pb)} vs {_fmt(pw)} | "
+                         f"{state if state == 'reproduced' else f'**{state}**'} |")
         lines.append("")
+    if summary:
+        at = lines.index("## Reproduction scorecard") + 2
+        lines[at + 1:at + 1] = ["| paper | reproduced | inconclusive | contradicted | claims |", "|---|---|---|---|---|",
+                                *summary, ""]
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def run_groups(nbs: list[Path], groups: list[str], out: Path, args: argparse.Namespace) -> list[str]:
+    """Run each paper group in its own ``reproduce.py`` process, ``args.jobs`` at a time; stream their lines."""
+    import subprocess
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def one(group: str) -> tuple[str, int]:
+        stems = [nb.stem for nb in nbs if nb.name[0] == group]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile, "--out", str(out),
+               "--timeout", str(args.timeout), "--no-readme", "--only", *stems] + (["--force"] if args.force else [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with lock:
+                print(f"[{PAPERS.get(group, group)}] {line.rstrip()}", flush=True)
+        return group, proc.wait()
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(one, groups))
+    return [f"group {PAPERS.get(g, g)} (exit {rc}; see its lines above)" for g, rc in results if rc != 0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="per-cell execution timeout in seconds")
     ap.add_argument("--force", action="store_true", help="re-execute even notebooks whose inputs did not change")
     ap.add_argument("--readme-only", action="store_true", help="only rebuild <out>/README.md from existing runs")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run the paper groups (00-01, 10-13, 20-23, ...) in this many processes at once; notebooks "
+                         "of one group share cached runs and stay sequential (default 1)")
+    ap.add_argument("--no-readme", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
     if not (ROOT / "params" / args.profile).is_dir():
         ap.error(f"unknown profile {args.profile!r}: no folder params/{args.profile}")
     out = (ROOT / args.out) if not os.path.isabs(args.out) else Path(args.out)
@@ -186,10 +225,16 @@ def main(argv: list[str] | None = None) -> int:
         if not nbs:
             print("no notebook matched", file=sys.stderr)
             return 2
-        for nb in nbs:
-            rec = run_one(nb, out, args.profile, args.timeout, args.force)
-            if rec["status"] != "ok":
-                failed.append(f"{nb.stem} (cell {rec.get('failed_cell')}: {rec.get('error')})")
+        groups = sorted({nb.name[0] for nb in nbs})
+        if args.jobs > 1 and len(groups) > 1:
+            failed += run_groups(nbs, groups, out, args)
+        else:
+            for nb in nbs:
+                rec = run_one(nb, out, args.profile, args.timeout, args.force)
+                if rec["status"] != "ok":
+                    failed.append(f"{nb.stem} (cell {rec.get('failed_cell')}: {rec.get('error')})")
+    if args.no_readme:
+        return 1 if failed else 0
     readme = write_readme(out)
     print(f"wrote {readme}")
     if failed:

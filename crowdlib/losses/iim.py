@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from crowdlib.losses.base import WeightedLoss
-from crowdlib.models.iim import binarize
+from crowdlib.losses.binarize import binarize
 
 __all__ = ["IIMLoss", "DensityLoss", "DotMapLoss"]
 

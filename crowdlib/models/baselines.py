@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from crowdlib.losses.iim import DensityLoss, DotMapLoss
 from crowdlib.models.iim import ConfidencePredictor
 from crowdlib.models.registry import register_model
 
@@ -118,16 +119,12 @@ def _predictor(cfg: Mapping[str, Any], out_activation: str) -> ConfidencePredict
 def build_density_baseline(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
     """``(DenseMapNet with a linear output clamped at 0 in eval mode, DensityLoss(density_scale))``; keys as
     :func:`crowdlib.models.iim.build_iim` plus ``density_scale`` (100)."""
-    from crowdlib.losses.iim import DensityLoss
-
     return DenseMapNet(_predictor(cfg, "none"), clamp_eval=True), DensityLoss(density_scale=float(cfg.get("density_scale", 100.0)))
 
 
 @register_model("iim_dotmap")
 def build_dotmap_baseline(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
     """``(DenseMapNet with a sigmoid output, DotMapLoss)``; the output bias starts at the logit of 0.01."""
-    from crowdlib.losses.iim import DotMapLoss
-
     pred = _predictor(cfg, "sigmoid")
     pred.set_output_bias(float(np.log(0.01 / 0.99)))
     return DenseMapNet(pred), DotMapLoss(max_pos_weight=float(cfg.get("max_pos_weight", 50.0)))

@@ -2,7 +2,8 @@
 
 Pieces, each usable alone:
 
-- :class:`Binarize` / :func:`binarize`: the differentiable binarization layer (Sec. 3.1). Forward ``1`` where
+- :class:`Binarize` / :func:`binarize` (defined in :mod:`crowdlib.losses.binarize`, re-exported here): the
+  differentiable binarization layer (Sec. 3.1). Forward ``1`` where
   ``confidence >= threshold`` else ``0``; backward sends ``-grad`` to the threshold (reduced to the threshold's
   shape, so an image-level ``(B, 1, 1, 1)`` threshold receives the sum over its pixels) and ``k * grad`` to the
   confidence map (``k = 0.2`` in the authors' code; ``k = 0`` stops the L1 gradient at the threshold encoder,
@@ -26,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from crowdlib.losses.binarize import Binarize, binarize
+from crowdlib.losses.iim import IIMLoss
 from crowdlib.models.backbones import build_backbone
 from crowdlib.models.registry import register_model
 
@@ -40,67 +43,6 @@ __all__ = [
     "build_iim",
     "sliding_window_predict",
 ]
-
-
-def _reduce_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum ``grad`` over the dimensions that were broadcast to reach ``grad.shape`` from ``shape``."""
-    if grad.shape == shape:
-        return grad
-    lead = grad.dim() - len(shape)
-    if lead > 0:
-        grad = grad.sum(dim=tuple(range(lead)))
-    dims = tuple(i for i, s in enumerate(shape) if s == 1 and grad.shape[i] != 1)
-    if dims:
-        grad = grad.sum(dim=dims, keepdim=True)
-    return grad.reshape(shape)
-
-
-class Binarize(torch.autograd.Function):
-    """Binarization layer: ``O = [I >= T]`` forward; ``dO/dT = -1``, ``dO/dI = k`` backward.
-
-    ``threshold`` may have any shape that broadcasts against ``confidence`` (a per-image scalar for IBM,
-    a per-pixel map for PBM); its gradient is summed over the broadcast dimensions, exactly as autograd
-    would do for the linear relaxation ``O ~ k * I - T`` of Eq. 3 / Eq. 6.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, confidence: torch.Tensor, threshold: torch.Tensor, k: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.k = float(k)
-        ctx.thr_shape = threshold.shape
-        ctx.thr_dtype = threshold.dtype
-        ctx.conf_dtype = confidence.dtype
-        return (confidence >= threshold).to(confidence.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor):  # type: ignore[override]
-        grad_conf = grad_thr = None
-        if ctx.needs_input_grad[0]:
-            grad_conf = (grad_out * ctx.k).to(ctx.conf_dtype)
-        if ctx.needs_input_grad[1]:
-            grad_thr = _reduce_to_shape(-grad_out, ctx.thr_shape).to(ctx.thr_dtype)
-        return grad_conf, grad_thr, None
-
-
-def binarize(confidence: torch.Tensor, threshold: torch.Tensor | float, k: float = 0.2) -> torch.Tensor:
-    """Apply :class:`Binarize`; ``threshold`` may be a float (then no gradient flows to it).
-
-    Raises:
-        ValueError: when ``threshold`` does not broadcast against ``confidence`` or ``k`` is negative.
-    """
-    if k < 0:
-        raise ValueError(f"binarize: k must be >= 0, got {k}")
-    if not torch.is_tensor(threshold):
-        threshold = torch.tensor(float(threshold), dtype=confidence.dtype, device=confidence.device)
-    try:
-        torch.broadcast_shapes(confidence.shape, threshold.shape)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"binarize: threshold shape {tuple(threshold.shape)} does not broadcast to confidence shape "
-            f"{tuple(confidence.shape)}"
-        ) from exc
-    if len(threshold.shape) > confidence.dim():
-        raise ValueError(f"binarize: threshold has more dims ({threshold.dim()}) than confidence ({confidence.dim()})")
-    return Binarize.apply(confidence, threshold, k)
 
 
 def compressed_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -418,8 +360,6 @@ def build_iim(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
     ``pbm_scale`` (10), ``activation`` ("compressed"), ``l1_area`` ("both" = CP and encoder, "encoder" = encoder only),
     ``k`` (0.2), ``w_mse`` (1), ``w_l1`` (1).
     """
-    from crowdlib.losses.iim import IIMLoss
-
     enc = cfg.get("encoder", "pbm")
     net = IIMNet(
         _predictor_from_cfg(cfg),

@@ -30,13 +30,11 @@ def register_model(name: str) -> Callable[[Builder], Builder]:
 
 def list_models() -> list[str]:
     """The names of every registered model, sorted."""
-    _ensure_loaded()
     return sorted(_BUILDERS)
 
 
 def build_model(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
     """Build ``(model, criterion)`` from a config whose ``"model"`` key names a registered builder."""
-    _ensure_loaded()
     if "model" not in cfg:
         raise ValueError(f"config has no 'model' key; registered models: {list_models()}")
     name = cfg["model"]
@@ -49,7 +47,3 @@ def get_model(name: str, **cfg: Any) -> nn.Module:
     """Build and return only the model of builder ``name``."""
     model, _ = build_model({"model": name, **cfg})
     return model
-
-
-def _ensure_loaded() -> None:
-    import crowdlib.models  # noqa: F401 - importing the package registers the built-in models

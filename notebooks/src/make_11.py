@@ -88,7 +88,8 @@ cells = [
      """),
     ("md", """
      ## Did the paper's directions reproduce?
-     Each claim compares two settings' means over seeds; the sentences below are generated from the numbers."""),
+     Each claim compares two settings over seeds; the sentences below are generated from the numbers.
+     Each claim gets a state from its per-seed values: *reproduced* when the gap in the paper's direction exceeds its standard error across seeds, *contradicted* when the opposite direction does, *inconclusive* otherwise (and always with a single seed, as in the smoke profile)."""),
     ("code", """
      claims_df = rep.results(rows, sdnet.table3_claims())
      for s in sdnet.claim_sentences(claims_df):

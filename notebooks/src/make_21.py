@@ -87,7 +87,7 @@ cells = [
      claims_df = rep.results(rows, iim.table5_claims())
      for s in iim.claim_sentences(claims_df, digits=2):
          print(s)
-     claims_df[["claim", "better (ours)", "worse (ours)", "reproduced"]]
+     claims_df[["claim", "better (ours)", "worse (ours)", "gap", "gap se", "state"]]
      """),
     ("md", """
      **How to read this.** The paper finds that instance maps give the best localization and counting on the

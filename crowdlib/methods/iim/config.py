@@ -1,0 +1,101 @@
+"""IIM run configuration: one flat, hashable dict (:data:`DEFAULTS`), so that
+``crowdlib.repro.get_or_train(cfg, train_iim, name="iim")`` shares a trained model between notebooks whose configs
+coincide. The keys:
+
+- ``model``: ``"iim"`` (confidence predictor + optional threshold encoder), ``"iim_density"`` (density map,
+  GPR-like peaks) or ``"iim_dotmap"`` (dilated dot map, local maxima); the network keys of
+  :func:`crowdlib.models.iim.build_iim` (``encoder``, ``l1_area``, ``k``, ``backbone``, ``fpn_channels``...).
+- ``data``: ``{"kind": "synthetic", "presets": [...], "n": per preset, "seed", "height", "width"}`` or
+  ``{"kind": "shanghaitech", "root": str, "part": "B"}``. The validation split (``val_fraction``) is carved from
+  these training images with ``split_seed``; test images are never used for training or selection.
+- ``target``: instance maps from true boxes (``inst_min_half``/``inst_max_half``) when the records have boxes;
+  from points with a fixed size (``point_size``) and IIM's overlap removal otherwise (the authors' issue-tracker
+  fallback; they used a separately trained scale network). Density maps: fixed Gaussian ``density_sigma``.
+  Dot maps: crosses of arm ``dot_radius``.
+- optimisation: Adam, ``lr`` (confidence predictor) and ``lr_encoder`` (threshold encoder; the paper uses a
+  10x smaller rate: 1e-5 / 1e-6), ``weight_decay``, poly decay (power ``poly_power``) over ``steps`` steps of
+  ``batch_size`` random ``crop`` crops (scale jitter ``scale_range``, flips); ``eval_every`` steps the model is
+  scored on the validation images and the best F1 (sigma_l) checkpoint is kept (``select="best"``) or the last
+  one (``select="last"``).
+- warm start: ``init`` is another config (or ``None``); its trained weights (through the same cache) initialise
+  this model's matching parameters (the threshold encoder starts fresh). With ``sched_offset`` and
+  ``sched_total`` the poly schedule continues where the initialising run stopped, so that a run of ``A`` steps
+  followed by one of ``B`` steps follows one schedule of ``A + B`` steps.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+
+
+__all__ = ["DEFAULTS", "make_config"]
+
+
+#: Defaults of every config key (the tiny CPU profile; notebooks override from their params files).
+DEFAULTS: dict[str, Any] = {
+    "model": "iim",
+    "encoder": "pbm",
+    "l1_area": "both",
+    "k": 0.2,
+    "fixed_threshold": 0.5,
+    "backbone": "tiny",
+    "pretrained": False,
+    "fpn_channels": 32,
+    "head_channels": 16,
+    "head_full_res": False,
+    "pbm_widths": [64, 32, 16],
+    "pbm_pool": 15,
+    "pbm_scale": 10.0,
+    "activation": "compressed",
+    "w_mse": 1.0,
+    "w_l1": 1.0,
+    "density_scale": 100.0,
+    "density_sigma": 4.0,
+    "dot_radius": 2,
+    "data": {"kind": "synthetic", "presets": ["crowd_a", "crowd_b"], "n": 60, "seed": 1, "height": 256, "width": 256},
+    "val_fraction": 0.15,
+    "split_seed": 0,
+    "inst_min_half": 3.0,
+    "inst_max_half": 25.0,
+    "point_size": 16.0,
+    "crop": 128,
+    "scale_range": [0.8, 1.2],
+    "color_jitter": 0.1,
+    "batch_size": 8,
+    "steps": 600,
+    "eval_every": 200,
+    "lr": 1e-3,
+    "lr_encoder": 1e-4,
+    "weight_decay": 1e-5,
+    "poly_power": 0.9,
+    "min_area": 3,
+    "eval_window": 1024,
+    "eval_scale": 1.0,
+    "init": None,
+    "sched_offset": 0,
+    "sched_total": None,
+    "select": "best",
+    "seed": 0,
+}
+
+
+def make_config(**overrides: Any) -> dict[str, Any]:
+    """:data:`DEFAULTS` with ``overrides`` applied (a ``data`` override is merged into the default ``data``).
+
+    Raises:
+        ValueError: on an unknown key.
+    """
+    bad = sorted(set(overrides) - set(DEFAULTS))
+    if bad:
+        raise ValueError(f"make_config: unknown config key(s) {bad}; valid keys: {sorted(DEFAULTS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    for k, v in overrides.items():
+        if k == "data" and isinstance(v, Mapping):
+            d = dict(cfg["data"]) if v.get("kind", cfg["data"]["kind"]) == cfg["data"]["kind"] else {}
+            d.update(v)
+            cfg["data"] = d
+        else:
+            cfg[k] = copy.deepcopy(v)
+    return cfg

@@ -1,0 +1,212 @@
+"""The study runner every paper's notebooks use: a grid of named settings x seeds -> cached training runs -> a long
+table of per-seed metrics -> :class:`~crowdlib.repro.Row` s -> the paper's :class:`~crowdlib.repro.Claim` s.
+
+A paper supplies three plain functions and the runner does the rest::
+
+    study = run_study(["neither", "both"], seeds=[0, 1, 2],
+                      config=lambda setting, seed: {...},           # the full, hashable run config
+                      train=my_train_fn, cache_name="sdnet",         # train(cfg) -> checkpointable dict
+                      evaluate=lambda setting, seed, cfg, result: {"MAE": ..., "AP@0.5": ...})
+    rows = rows_from_long(study.long, "III", paper=PAPER_TABLE3, metrics=["AP@0.5", "MAE"])
+    claims_df = reporter.results(rows, claims)                       # the claims' states are computed there
+
+- Every run is trained at most once: ``repro.get_or_train(cfg, train, name=cache_name)`` keys the cache by the
+  config, so notebooks asking for the same run share it.
+- Training *and* evaluation run under :class:`crowdlib.repro.fixed_threads` (one intra-op thread by default,
+  deterministic algorithms), whatever the machine's ambient thread settings: another machine with the pinned
+  versions reaches bit-identical weights and rows. Speed comes from running notebooks in parallel processes
+  (``make reproduce JOBS=N``), not from threads.
+- Progress: one line per run (which setting and seed, cached or trained, and the estimated time left for the runs
+  still to train), printed as it goes.
+- The long table has columns ``setting, seed, metric, value``; a ``seed`` of ``-1`` marks a value that depends on no
+  training seed (an exact row, e.g. pseudo boxes computed without a network).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crowdlib import repro
+
+__all__ = ["StudyRun", "Study", "run_study", "rows_from_long", "claim_sentences", "LOWER_IS_BETTER",
+           "lower_is_better", "format_duration"]
+
+#: Metric-name prefixes whose rows are "lower is better" unless a paper says otherwise.
+LOWER_IS_BETTER: tuple[str, ...] = ("MAE", "RMSE", "MSE", "NAE", "MLE")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a metric is an error (``MAE``, ``RMSE``, ``MSE``, ``NAE``, ``MLE`` and their variants)."""
+    return str(metric).startswith(LOWER_IS_BETTER)
+
+
+def format_duration(seconds: float) -> str:
+    """``"45s"``, ``"3m05s"`` or ``"1h02m"``."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+@dataclass
+class StudyRun:
+    """One (setting, seed) of a study: its config, training result, metrics and whatever its evaluation kept."""
+
+    setting: str
+    seed: int
+    config: dict[str, Any]
+    result: dict[str, Any]
+    metrics: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+    train_seconds: float = 0.0
+
+
+@dataclass
+class Study:
+    """The outcome of :func:`run_study`: the long table and every run, keyed by ``(setting, seed)``."""
+
+    long: Any
+    runs: dict[tuple[str, int], StudyRun]
+
+    def rows(self, table: str, paper: Mapping[str, Mapping[str, float]] | None = None,
+             metrics: Sequence[str] | None = None) -> list[repro.Row]:
+        """:func:`rows_from_long` of this study's long table."""
+        return rows_from_long(self.long, table, paper, metrics)
+
+
+def _check_grid(settings: Sequence[str], seeds: Sequence[int]) -> tuple[list[str], list[int]]:
+    names = [str(s) for s in settings]
+    if not names:
+        raise ValueError("run_study: no settings given")
+    if len(set(names)) != len(names):
+        raise ValueError(f"run_study: setting names must be unique, got {names}")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("run_study: no seeds given")
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"run_study: seeds must be non-negative integers, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"run_study: seeds must be unique, got {seeds}")
+    return names, seeds
+
+
+def run_study(settings: Sequence[str], seeds: Sequence[int], *,
+              config: Callable[[str, int], Mapping[str, Any]],
+              train: Callable[[dict[str, Any]], Mapping[str, Any]],
+              evaluate: Callable[[str, int, dict[str, Any], dict[str, Any]], Any],
+              cache_name: str, cache_dir: Any = None, threads: int = repro.TRAIN_THREADS,
+              log: bool = True, title: str | None = None) -> Study:
+    """Train (or fetch from the cache) every setting x seed and evaluate each run.
+
+    Args:
+        settings: setting names, in table order.
+        seeds: training seeds (non-negative, unique).
+        config: ``config(setting, seed)`` -> the full run config (hashable by :func:`crowdlib.repro.config_hash`).
+        train: ``train(cfg)`` -> a checkpointable dict; called only on a cache miss.
+        evaluate: ``evaluate(setting, seed, cfg, result)`` -> ``{metric: value}`` or ``({metric: value}, extra)``,
+            ``extra`` a dict kept on the :class:`StudyRun` (predictions, maps, ...).
+        cache_name: the cache folder of this kind of run (``"sdnet"``, ``"iim"``).
+        threads: intra-op threads for training and evaluation (fixed, so that results do not depend on the machine).
+        log: print one progress line per run.
+
+    Runs go seed by seed (all settings of the first seed, then the next), so a partial study already holds complete
+    tables for its first seeds.
+    """
+    import pandas as pd
+
+    names, seeds = _check_grid(settings, seeds)
+    jobs = [(s, sd) for sd in seeds for s in names]
+    cfgs = {job: dict(config(*job)) for job in jobs}
+    hashes = {job: repro.config_hash(c) for job, c in cfgs.items()}
+    pending = {h for job, h in hashes.items() if not repro.cache_path(cfgs[job], cache_name, cache_dir).exists()}
+    label = title or cache_name
+    if log:
+        print(f"[study {label}] {len(names)} settings x {len(seeds)} seeds = {len(jobs)} runs, "
+              f"{len(pending)} to train ({threads} thread{'s' if threads > 1 else ''})", flush=True)
+    recs: list[dict[str, Any]] = []
+    runs: dict[tuple[str, int], StudyRun] = {}
+    trained_secs: list[float] = []
+    t_study = time.perf_counter()
+    for k, (setting, seed) in enumerate(jobs, 1):
+        cfg, h = cfgs[(setting, seed)], hashes[(setting, seed)]
+        was_pending = h in pending
+        t0 = time.perf_counter()
+        with repro.fixed_threads(threads):
+            result = repro.get_or_train(cfg, train, name=cache_name, cache_dir=cache_dir)
+            t_train = time.perf_counter() - t0
+            out = evaluate(setting, seed, cfg, result)
+        metrics, extra = (out if isinstance(out, tuple) else (out, {}))
+        metrics = {str(m): float(v) for m, v in dict(metrics).items()}
+        for m, v in metrics.items():
+            recs.append({"setting": setting, "seed": int(seed), "metric": m, "value": v})
+        runs[(setting, int(seed))] = StudyRun(setting, int(seed), cfg, dict(result), metrics, dict(extra or {}),
+                                              cached=not was_pending, train_seconds=t_train)
+        if was_pending:
+            pending.discard(h)
+            trained_secs.append(t_train)
+        if log:
+            what = f"trained in {format_duration(t_train)}" if was_pending else "cached"
+            left = ""
+            if pending:
+                eta = (sum(trained_secs) / len(trained_secs) * len(pending)) if trained_secs else float("nan")
+                left = (f"; {len(pending)} to train, about {format_duration(eta)} left" if math.isfinite(eta)
+                        else f"; {len(pending)} to train")
+            print(f"[study {label}] {k}/{len(jobs)} {setting!r} seed {seed}: {what}, evaluated in "
+                  f"{format_duration(time.perf_counter() - t0 - t_train)}{left}", flush=True)
+    if log:
+        print(f"[study {label}] done in {format_duration(time.perf_counter() - t_study)}", flush=True)
+    return Study(pd.DataFrame(recs, columns=["setting", "seed", "metric", "value"]), runs)
+
+
+def rows_from_long(df: Any, table: str, paper: Mapping[str, Mapping[str, float]] | None = None,
+                   metrics: Sequence[str] | None = None,
+                   higher_is_better: Callable[[str], bool] | Mapping[str, bool] | None = None) -> list[repro.Row]:
+    """One :class:`crowdlib.repro.Row` per (setting, metric) of a long table, values in seed order.
+
+    Settings come in order of first appearance; metrics in the order of ``metrics`` (default: order of first
+    appearance). A row whose seeds are all ``-1`` is exact (its values depend on no training seed).
+    ``higher_is_better``: a function or mapping of metric -> bool (default: errors such as MAE are lower-is-better).
+    """
+    missing = {"setting", "seed", "metric", "value"} - set(df.columns)
+    if missing:
+        raise ValueError(f"rows_from_long: the long table lacks column(s) {sorted(missing)}")
+    paper = paper or {}
+
+    def hib(m: str) -> bool:
+        if callable(higher_is_better):
+            return bool(higher_is_better(m))
+        if isinstance(higher_is_better, Mapping) and m in higher_is_better:
+            return bool(higher_is_better[m])
+        return not lower_is_better(m)
+
+    order = list(metrics) if metrics is not None else list(dict.fromkeys(df["metric"]))
+    rows = []
+    for setting in dict.fromkeys(df["setting"]):
+        sub = df[df["setting"] == setting]
+        for m in order:
+            grp = sub[sub["metric"] == m]
+            if grp.empty:
+                continue
+            seeds = [int(s) for s in grp["seed"]]
+            exact = all(s < 0 for s in seeds)
+            rows.append(repro.Row(table, setting, m, [float(v) for v in grp["value"]],
+                                  paper=paper.get(setting, {}).get(m), higher_is_better=hib(m),
+                                  seeds=None if exact else seeds, exact=exact))
+    return rows
+
+
+def claim_sentences(claims: Any, digits: int = 3) -> list[str]:
+    """One plain sentence per evaluated claim, its state first: ``Reporter.results``' DataFrame (its ``reading``
+    column) or a list of evaluated :class:`~crowdlib.repro.Claim` s."""
+    from crowdlib.report import claim_reading
+
+    if hasattr(claims, "to_dict"):
+        return [f"[{c['state']}] {c['claim']}: {c['reading']}" for c in claims.to_dict("records")]
+    return [f"[{c.state}] {c.text}: {claim_reading(c, digits)}" for c in claims]
