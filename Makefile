@@ -9,8 +9,13 @@ ONLY ?=
 TIMEOUT ?= 3600
 # pip constraints with the exact versions that made reports/ (empty: the ranges of pyproject.toml)
 LOCK ?= requirements-lock.txt
-# notebook groups (one per paper) run in this many processes; each run inside uses one thread (crowdlib.study)
+# notebook groups (one per paper) run in this many processes at once (default: one after the other)
 JOBS ?= 1
+# worker processes that train a study's runs, one thread each (empty: one per CPU core; see crowdlib.study)
+STUDY_JOBS ?=
+ifneq ($(STUDY_JOBS),)
+export CROWDLIB_STUDY_JOBS := $(STUDY_JOBS)
+endif
 export TORCH_HOME := $(CURDIR)/.cache/torch
 export PYTHONDONTWRITEBYTECODE := 1
 export MPLBACKEND := Agg

@@ -16,6 +16,11 @@ A paper supplies three plain functions and the runner does the rest::
   deterministic algorithms), whatever the machine's ambient thread settings: another machine with the pinned
   versions reaches bit-identical weights and rows. Speed comes from running notebooks in parallel processes
   (``make reproduce JOBS=N``), not from threads.
+- Parallel processes: with ``jobs > 1`` (default: ``$CROWDLIB_STUDY_JOBS``, else the number of CPU cores) the runs
+  missing from the cache are trained first in that many worker processes, each with its fixed thread count, so the
+  results are bit-identical to a sequential study; runs that others start from (``depends_on``, e.g. IIM's shared
+  warm start) are trained before them. ``train`` must then be picklable (a module-level function or a
+  ``functools.partial`` of one); otherwise the study trains sequentially and says so.
 - Progress: one line per run (which setting and seed, cached or trained, and the estimated time left for the runs
   still to train), printed as it goes.
 - The long table has columns ``setting, seed, metric, value``; a ``seed`` of ``-1`` marks a value that depends on no
@@ -24,6 +29,8 @@ A paper supplies three plain functions and the runner does the rest::
 from __future__ import annotations
 
 import math
+import os
+import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +38,7 @@ from typing import Any
 
 from crowdlib import repro
 
-__all__ = ["StudyRun", "Study", "run_study", "rows_from_long", "claim_sentences", "LOWER_IS_BETTER",
+__all__ = ["StudyRun", "Study", "run_study", "default_jobs", "rows_from_long", "claim_sentences", "LOWER_IS_BETTER",
            "lower_is_better", "format_duration"]
 
 #: Metric-name prefixes whose rows are "lower is better" unless a paper says otherwise.
@@ -97,11 +104,58 @@ def _check_grid(settings: Sequence[str], seeds: Sequence[int]) -> tuple[list[str
     return names, seeds
 
 
+def default_jobs() -> int:
+    """Worker processes of a study: ``$CROWDLIB_STUDY_JOBS`` when set, else the CPU cores this process may use."""
+    value = os.environ.get("CROWDLIB_STUDY_JOBS")
+    if value:
+        try:
+            n = int(value)
+        except ValueError as exc:
+            raise ValueError(f"CROWDLIB_STUDY_JOBS must be an integer, got {value!r}") from exc
+        if n < 1:
+            raise ValueError(f"CROWDLIB_STUDY_JOBS must be >= 1, got {n}")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _train_job(cfg: dict[str, Any], train: Callable, cache_name: str, cache_dir: Any, threads: int) -> float:
+    """Worker: train one run into the cache under fixed threads; return its wall seconds."""
+    t0 = time.perf_counter()
+    with repro.fixed_threads(threads):
+        repro.get_or_train(cfg, train, name=cache_name, cache_dir=cache_dir)
+    return time.perf_counter() - t0
+
+
+def _train_parallel(todo: list[tuple[str, dict[str, Any]]], train: Callable, cache_name: str, cache_dir: Any,
+                    threads: int, jobs: int, say: Callable[[str], None]) -> dict[str, float]:
+    """Train ``[(label, cfg)]`` in ``jobs`` spawned processes; return ``{config hash: seconds}``."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    secs: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_job, cfg, train, cache_name, cache_dir, threads): (label, cfg)
+                   for label, cfg in todo}
+        for k, fut in enumerate(as_completed(futures), 1):
+            label, cfg = futures[fut]
+            secs[repro.config_hash(cfg)] = fut.result()
+            left = len(todo) - k
+            eta = (time.perf_counter() - t0) / k * left
+            say(f"trained {label} in {format_duration(secs[repro.config_hash(cfg)])} ({k}/{len(todo)})"
+                + (f"; about {format_duration(eta)} left" if left else ""))
+    return secs
+
+
 def run_study(settings: Sequence[str], seeds: Sequence[int], *,
               config: Callable[[str, int], Mapping[str, Any]],
               train: Callable[[dict[str, Any]], Mapping[str, Any]],
-              evaluate: Callable[[str, int, dict[str, Any], dict[str, Any]], Any],
+              evaluate: Callable[[str, int, dict[str, Any], dict[str, Any]], Any] | None,
               cache_name: str, cache_dir: Any = None, threads: int = repro.TRAIN_THREADS,
+              jobs: int | None = None, depends_on: Callable[[dict[str, Any]], Sequence[Mapping[str, Any]]] | None = None,
               log: bool = True, title: str | None = None) -> Study:
     """Train (or fetch from the cache) every setting x seed and evaluate each run.
 
@@ -111,10 +165,13 @@ def run_study(settings: Sequence[str], seeds: Sequence[int], *,
         config: ``config(setting, seed)`` -> the full run config (hashable by :func:`crowdlib.repro.config_hash`).
         train: ``train(cfg)`` -> a checkpointable dict; called only on a cache miss.
         evaluate: ``evaluate(setting, seed, cfg, result)`` -> ``{metric: value}`` or ``({metric: value}, extra)``,
-            ``extra`` a dict kept on the :class:`StudyRun` (predictions, maps, ...).
+            ``extra`` a dict kept on the :class:`StudyRun` (predictions, maps, ...); ``None``: train only.
         cache_name: the cache folder of this kind of run (``"sdnet"``, ``"iim"``).
         threads: intra-op threads for training and evaluation (fixed, so that results do not depend on the machine).
-        log: print one progress line per run.
+        jobs: worker processes for the runs to train (default :func:`default_jobs`); 1 trains in this process.
+        depends_on: ``depends_on(cfg)`` -> configs (same ``train`` and cache) that the run starts from; with
+            ``jobs > 1`` they are trained first.
+        log: print progress lines.
 
     Runs go seed by seed (all settings of the first seed, then the next), so a partial study already holds complete
     tables for its first seeds.
@@ -122,35 +179,71 @@ def run_study(settings: Sequence[str], seeds: Sequence[int], *,
     import pandas as pd
 
     names, seeds = _check_grid(settings, seeds)
-    jobs = [(s, sd) for sd in seeds for s in names]
-    cfgs = {job: dict(config(*job)) for job in jobs}
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"run_study: jobs must be >= 1, got {jobs}")
+    jobs_list = [(s, sd) for sd in seeds for s in names]
+    cfgs = {job: dict(config(*job)) for job in jobs_list}
     hashes = {job: repro.config_hash(c) for job, c in cfgs.items()}
-    pending = {h for job, h in hashes.items() if not repro.cache_path(cfgs[job], cache_name, cache_dir).exists()}
+    missing = lambda c: not repro.cache_path(c, cache_name, cache_dir).exists()  # noqa: E731
+    pending = {h for job, h in hashes.items() if missing(cfgs[job])}
     label = title or cache_name
-    if log:
-        print(f"[study {label}] {len(names)} settings x {len(seeds)} seeds = {len(jobs)} runs, "
-              f"{len(pending)} to train ({threads} thread{'s' if threads > 1 else ''})", flush=True)
+    t_study = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if log:
+            print(f"[study {label}] {msg}", flush=True)
+
+    note = ""
+    if jobs > 1 and len(pending) > 1:
+        try:
+            pickle.dumps(train)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure means "train in this process"
+            note = f"; the train function cannot go to worker processes ({type(exc).__name__}), so one process"
+            jobs = 1
+    procs = min(jobs, max(len(pending), 1))
+    say(f"{len(names)} settings x {len(seeds)} seeds = {len(jobs_list)} runs, {len(pending)} to train "
+        f"({threads} thread{'s' if threads > 1 else ''} each, {procs} process{'es' if procs > 1 else ''}{note})")
+    trained: dict[str, float] = {}
+    if jobs > 1 and len(pending) > 1:
+        deps: dict[str, dict[str, Any]] = {}
+        for job in jobs_list:
+            if hashes[job] in pending and depends_on is not None:
+                for d in depends_on(cfgs[job]) or ():
+                    d = dict(d)
+                    if missing(d):
+                        deps.setdefault(repro.config_hash(d), d)
+        if deps:
+            trained.update(_train_parallel([(f"prerequisite {h}", d) for h, d in deps.items()], train, cache_name,
+                                           cache_dir, threads, jobs, say))
+        todo, seen = [], set()
+        for job in jobs_list:
+            if hashes[job] in pending and hashes[job] not in seen:
+                seen.add(hashes[job])
+                todo.append((f"{job[0]!r} seed {job[1]}", cfgs[job]))
+        trained.update(_train_parallel(todo, train, cache_name, cache_dir, threads, jobs, say))
     recs: list[dict[str, Any]] = []
     runs: dict[tuple[str, int], StudyRun] = {}
     trained_secs: list[float] = []
-    t_study = time.perf_counter()
-    for k, (setting, seed) in enumerate(jobs, 1):
+    for k, (setting, seed) in enumerate(jobs_list, 1):
         cfg, h = cfgs[(setting, seed)], hashes[(setting, seed)]
         was_pending = h in pending
         t0 = time.perf_counter()
         with repro.fixed_threads(threads):
             result = repro.get_or_train(cfg, train, name=cache_name, cache_dir=cache_dir)
-            t_train = time.perf_counter() - t0
-            out = evaluate(setting, seed, cfg, result)
+            t_train = trained.get(h, time.perf_counter() - t0)
+            t_eval = time.perf_counter()
+            out = evaluate(setting, seed, cfg, result) if evaluate is not None else {}
+            t_eval = time.perf_counter() - t_eval
         metrics, extra = (out if isinstance(out, tuple) else (out, {}))
         metrics = {str(m): float(v) for m, v in dict(metrics).items()}
         for m, v in metrics.items():
             recs.append({"setting": setting, "seed": int(seed), "metric": m, "value": v})
         runs[(setting, int(seed))] = StudyRun(setting, int(seed), cfg, dict(result), metrics, dict(extra or {}),
-                                              cached=not was_pending, train_seconds=t_train)
-        if was_pending:
-            pending.discard(h)
+                                              cached=not was_pending, train_seconds=t_train if was_pending else 0.0)
+        if was_pending and h not in trained:
             trained_secs.append(t_train)
+        pending.discard(h)
         if log:
             what = f"trained in {format_duration(t_train)}" if was_pending else "cached"
             left = ""
@@ -158,10 +251,9 @@ def run_study(settings: Sequence[str], seeds: Sequence[int], *,
                 eta = (sum(trained_secs) / len(trained_secs) * len(pending)) if trained_secs else float("nan")
                 left = (f"; {len(pending)} to train, about {format_duration(eta)} left" if math.isfinite(eta)
                         else f"; {len(pending)} to train")
-            print(f"[study {label}] {k}/{len(jobs)} {setting!r} seed {seed}: {what}, evaluated in "
-                  f"{format_duration(time.perf_counter() - t0 - t_train)}{left}", flush=True)
-    if log:
-        print(f"[study {label}] done in {format_duration(time.perf_counter() - t_study)}", flush=True)
+            ev = f", evaluated in {format_duration(t_eval)}" if evaluate is not None else ""
+            say(f"{k}/{len(jobs_list)} {setting!r} seed {seed}: {what}{ev}{left}")
+    say(f"done in {format_duration(time.perf_counter() - t_study)}")
     return Study(pd.DataFrame(recs, columns=["setting", "seed", "metric", "value"]), runs)
 
 

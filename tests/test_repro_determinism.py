@@ -70,3 +70,26 @@ def test_retraining_in_another_process_with_other_threads_is_bit_identical(tmp_p
     assert a["threads_after"] == 1 and b["threads_after"] == 2, "the study must restore the caller's thread count"
     for key in ("sdnet", "sdnet_store", "iim"):
         assert a[key] == b[key], f"{key}: weights differ between 1 and 2 ambient threads"
+
+
+@pytest.mark.slow
+def test_parallel_study_equals_sequential_study(tmp_path, monkeypatch):
+    """Runs trained in worker processes are bit-identical to the same runs trained in this process."""
+    import functools
+
+    import torch
+
+    from crowdlib.methods import sdnet
+    from crowdlib.study import run_study
+
+    base = sdnet.experiment_config(n_dense=2, n_sparse=2, image_size=96, crop=64, epochs=1, max_steps=2, batch_size=2,
+                                   width=8, up_width=4)
+    kw = dict(config=lambda s, seed: sdnet.canonical_config(sdnet.setting_config(base, s, seed)),
+              train=functools.partial(sdnet.train_sdnet, progress=False), evaluate=None, cache_name="sdnet", log=False)
+    monkeypatch.setenv("CROWDLIB_CACHE", str(tmp_path / "par"))
+    par = run_study(["both", "neither"], [0], jobs=2, **kw)
+    monkeypatch.setenv("CROWDLIB_CACHE", str(tmp_path / "seq"))
+    seq = run_study(["both", "neither"], [0], jobs=1, **kw)
+    for key in seq.runs:
+        a, b = par.runs[key].result["model"], seq.runs[key].result["model"]
+        assert all(torch.equal(a[k], b[k]) for k in b), key

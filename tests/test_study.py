@@ -90,3 +90,35 @@ def test_run_study_rejects_bad_grids(tmp_path, settings, seeds, match):
 
 def test_format_duration():
     assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m05s", "1h02m"]
+
+
+def _picklable_train(cfg: dict) -> dict:
+    import os
+
+    return {"w": torch.tensor([cfg["lr"] * 10 + cfg["seed"]]), "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+
+def test_run_study_trains_pending_runs_in_worker_processes(tmp_path, capsys):
+    import os
+
+    config, _, evaluate = _toy([], [])
+    seen_deps = []
+
+    def depends_on(cfg: dict) -> list:
+        seen_deps.append(cfg["seed"])
+        return [{"lr": 0.0, "seed": cfg["seed"]}]
+
+    par = run_study(["slow", "fast"], [0, 1], config=config, train=_picklable_train, evaluate=evaluate,
+                    cache_name="toy", cache_dir=tmp_path / "par", jobs=2, depends_on=depends_on)
+    out = capsys.readouterr().out
+    assert "2 processes" in out and "prerequisite" in out
+    results = [r.result for r in par.runs.values()]
+    assert all(r["pid"] != os.getpid() and r["threads"] == 1 for r in results)
+    # the prerequisites (one per seed) were trained into the same cache before the runs
+    assert len(list((tmp_path / "par" / "toy").glob("*.pt"))) == 6 and sorted(set(seen_deps)) == [0, 1]
+    seq = run_study(["slow", "fast"], [0, 1], config=config, train=_picklable_train, evaluate=evaluate,
+                    cache_name="toy", cache_dir=tmp_path / "seq", jobs=1, log=False)
+    assert par.long.equals(seq.long)
+    with pytest.raises(ValueError, match="jobs"):
+        run_study(["slow"], [0], config=config, train=_picklable_train, evaluate=evaluate, cache_name="toy",
+                  cache_dir=tmp_path, jobs=0)

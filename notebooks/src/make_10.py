@@ -63,12 +63,9 @@ cells = [
      """),
     ("md", "## Table II: pseudo boxes against the true boxes of the training images"),
     ("code", """
-     refined = {}
-     for setting, label in (("both", "refined"), ("refinement only", "refined (refinement only)")):
-         refined[label] = {}
-         for seed in seeds:
-             res = sdnet.run_config(sdnet.setting_config(base, setting, seed), progress=progress)
-             refined[label][seed] = sdnet.PseudoBoxStore.from_state_dict(res["store"])
+     trained = sdnet.train_settings(base, ["both", "refinement only"], seeds, progress=progress)
+     refined = {label: {seed: sdnet.PseudoBoxStore.from_state_dict(trained[(setting, seed)]["store"]) for seed in seeds}
+                for setting, label in (("both", "refined"), ("refinement only", "refined (refinement only)"))}
      stores = refined["refined"]
      long = sdnet.table2_quality(train_records, base["pseudo"], refined)
      rows = sdnet.rows_from_long(long, "II", sdnet.PAPER_TABLE2)

@@ -2,6 +2,7 @@
 :func:`crowdlib.study.run_study`, the paper's numbers and its claims."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -139,9 +140,6 @@ def run_settings(settings: Mapping[str, tuple[Mapping[str, Any], float | None]],
     def config(name: str, seed: int) -> dict[str, Any]:
         return setting_config(base, settings[name][0], seed, trunk_steps, finetune_steps)
 
-    def train(cfg: dict[str, Any]) -> dict[str, Any]:
-        return train_iim(cfg, progress=progress, records=train_records)
-
     def evaluate(name: str, seed: int, cfg: dict[str, Any], res: dict[str, Any]) -> tuple[dict, dict]:
         key = config_hash(cfg)
         if key not in maps_cache:
@@ -173,8 +171,10 @@ def run_settings(settings: Mapping[str, tuple[Mapping[str, Any], float | None]],
                  **({"maps": maps} if keep_maps else {})}
         return vals, extra
 
-    study = run_study(list(settings), seeds, config=config, train=train, evaluate=evaluate, cache_name="iim",
-                      title="IIM")
+    # a picklable train function, so that the study can train runs in worker processes (they re-read the records)
+    study = run_study(list(settings), seeds, config=config, train=functools.partial(train_iim, progress=progress),
+                      evaluate=evaluate, cache_name="iim", title="IIM",
+                      depends_on=lambda c: [c["init"]] if c.get("init") is not None else [])
     return study.long, {key: run.extra for key, run in study.runs.items()}
 
 

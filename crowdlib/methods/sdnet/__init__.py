@@ -28,7 +28,7 @@ from .study import (PAPER_SHB, PAPER_TABLE2, PAPER_TABLE3, canonical_config, cla
                     eval_records_for, experiment_config, fig4_rows, final_losses, quality_by_preset,
                     refinement_curves, rows_from_long, run_config, run_settings, setting_config,
                     shanghaitech_config, size_init_metrics, synthetic_test_records, table2_quality, table3_claims,
-                    train_records_of)
+                    train_records_of, train_settings)
 from .train import (ABLATION_SETTINGS, TARGET_KEYS, Refiner, SDNetTargets, build_detector, default_config,
                     load_detector, load_records, merge_config, recalibrate_bn, sdnet_prepare_batch, train_sdnet)
 
@@ -46,6 +46,7 @@ __all__ = [
     "pseudo_boxes", "pseudo_box_quality", "evaluate_points", "mean_train_count",
     # studies
     "PAPER_TABLE2", "PAPER_TABLE3", "PAPER_SHB", "canonical_config", "run_config", "setting_config", "run_settings",
+    "train_settings",
     "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences", "table2_quality", "final_losses",
     "train_records_of", "refinement_curves", "experiment_config", "eval_records_for", "synthetic_test_records",
     "describe_run_device", "quality_by_preset", "fig4_rows", "shanghaitech_config",

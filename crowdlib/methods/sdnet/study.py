@@ -18,7 +18,7 @@ from .store import BIN_LABELS, PseudoBoxStore
 from .train import ABLATION_SETTINGS, default_config, load_records, merge_config, train_sdnet
 
 __all__ = ["PAPER_TABLE2", "PAPER_TABLE3", "PAPER_SHB", "canonical_config", "run_config", "setting_config",
-           "run_settings", "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences",
+           "run_settings", "train_settings", "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences",
            "table2_quality", "final_losses", "train_records_of", "refinement_curves", "experiment_config",
            "eval_records_for", "synthetic_test_records", "describe_run_device", "quality_by_preset", "fig4_rows",
            "shanghaitech_config"]
@@ -105,6 +105,18 @@ def run_settings(base: Mapping[str, Any], settings: Sequence[str], seeds: Sequen
     study = run_study(list(names), seeds, config=config, train=functools.partial(train_sdnet, progress=progress),
                       evaluate=evaluate, cache_name="sdnet", title="Crowd-SDNet")
     return {key: run.result for key, run in study.runs.items()}, study.long
+
+
+def train_settings(base: Mapping[str, Any], settings: Sequence[str], seeds: Sequence[int], *,
+                   progress: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
+    """Train (or fetch from the cache) every (setting, seed) without evaluating it (:func:`crowdlib.study.run_study`,
+    runs trained in parallel processes); returns ``{(setting, seed): training result}``."""
+    from crowdlib.study import run_study
+
+    study = run_study(list(settings), seeds, config=lambda s, seed: canonical_config(setting_config(base, s, seed)),
+                      train=functools.partial(train_sdnet, progress=progress), evaluate=None, cache_name="sdnet",
+                      title="Crowd-SDNet")
+    return {key: run.result for key, run in study.runs.items()}
 
 
 def size_init_metrics(records: Sequence[Any], pseudo: Mapping[str, Any], *,
