@@ -135,13 +135,17 @@ def config_hash(cfg: Mapping[str, Any], length: int = 12) -> str:
 
 
 def git_info(root: Path | None = None) -> dict[str, Any]:
-    """``{"git_sha": ..., "git_dirty": ...}`` of the project checkout (``None`` values outside a git checkout)."""
+    """``{"git_sha": ..., "git_dirty": ...}`` of the project checkout (``None`` values outside a git checkout).
+
+    ``git_dirty`` is True when tracked files outside ``reports/`` differ from the commit."""
     root = root or paths.project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip())
+        # reports/ is what a reproduction writes: rewriting it does not make the code that wrote it dirty
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)reports"], cwd=root, capture_output=True, text=True, timeout=10,
+                                    check=True).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return {"git_sha": None, "git_dirty": None}
     return {"git_sha": sha, "git_dirty": dirty}

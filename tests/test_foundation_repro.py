@@ -228,3 +228,22 @@ def test_claim_reading_for_lower_is_better_and_noise():
     assert ev[1].state == "inconclusive" and "does not clear the seed noise" in df["reading"][1]
     assert ev[2].state == "inconclusive" and "seed noise unknown" in df["reading"][2]
     assert list(df["state"]) == ["reproduced", "inconclusive", "inconclusive"]
+
+
+def test_git_dirty_ignores_rewritten_reports(tmp_path):
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "reports" / "table.md").write_text("old\n")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    assert repro.git_info(tmp_path)["git_dirty"] is False
+    (tmp_path / "reports" / "table.md").write_text("new\n")
+    assert repro.git_info(tmp_path)["git_dirty"] is False, "rewritten reports must not mark the code dirty"
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert repro.git_info(tmp_path)["git_dirty"] is True
