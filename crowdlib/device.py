@@ -12,21 +12,32 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["pick_device", "autocast", "apply_thread_limit", "describe_devices"]
+__all__ = ["pick_device", "autocast", "apply_thread_limit", "positive_int_env", "describe_devices"]
+
+
+def positive_int_env(name: str) -> int | None:
+    """The positive integer in environment variable ``name``, or ``None`` when it is unset or empty.
+
+    Raises:
+        ValueError: when the value is not an integer or is below 1 (the message names the variable).
+    """
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from exc
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
 
 
 def apply_thread_limit() -> int:
     """Honour ``CROWDLIB_TORCH_THREADS`` (an integer) by calling ``torch.set_num_threads``; return the thread count."""
-    value = os.environ.get("CROWDLIB_TORCH_THREADS")
-    if value:
-        try:
-            n = int(value)
-        except ValueError as exc:
-            raise ValueError(f"CROWDLIB_TORCH_THREADS must be an integer, got {value!r}") from exc
-        if n < 1:
-            raise ValueError(f"CROWDLIB_TORCH_THREADS must be >= 1, got {n}")
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+    n = positive_int_env("CROWDLIB_TORCH_THREADS")
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     return torch.get_num_threads()
 
 

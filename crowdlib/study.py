@@ -106,14 +106,10 @@ def _check_grid(settings: Sequence[str], seeds: Sequence[int]) -> tuple[list[str
 
 def default_jobs() -> int:
     """Worker processes of a study: ``$CROWDLIB_STUDY_JOBS`` when set, else the CPU cores this process may use."""
-    value = os.environ.get("CROWDLIB_STUDY_JOBS")
-    if value:
-        try:
-            n = int(value)
-        except ValueError as exc:
-            raise ValueError(f"CROWDLIB_STUDY_JOBS must be an integer, got {value!r}") from exc
-        if n < 1:
-            raise ValueError(f"CROWDLIB_STUDY_JOBS must be >= 1, got {n}")
+    from crowdlib.device import positive_int_env
+
+    n = positive_int_env("CROWDLIB_STUDY_JOBS")
+    if n is not None:
         return n
     try:
         return max(1, len(os.sched_getaffinity(0)))

@@ -122,3 +122,18 @@ def test_run_study_trains_pending_runs_in_worker_processes(tmp_path, capsys):
     with pytest.raises(ValueError, match="jobs"):
         run_study(["slow"], [0], config=config, train=_picklable_train, evaluate=evaluate, cache_name="toy",
                   cache_dir=tmp_path, jobs=0)
+
+
+def test_default_jobs_reads_the_environment(monkeypatch):
+    from crowdlib.study import default_jobs
+
+    monkeypatch.setenv("CROWDLIB_STUDY_JOBS", "3")
+    assert default_jobs() == 3
+    monkeypatch.setenv("CROWDLIB_STUDY_JOBS", "two")
+    with pytest.raises(ValueError, match="CROWDLIB_STUDY_JOBS must be an integer"):
+        default_jobs()
+    monkeypatch.setenv("CROWDLIB_STUDY_JOBS", "0")
+    with pytest.raises(ValueError, match=">= 1"):
+        default_jobs()
+    monkeypatch.delenv("CROWDLIB_STUDY_JOBS")
+    assert default_jobs() >= 1
