@@ -42,11 +42,11 @@ __all__ = ["StudyRun", "Study", "run_study", "default_jobs", "rows_from_long", "
            "lower_is_better", "format_duration"]
 
 #: Metric-name prefixes whose rows are "lower is better" unless a paper says otherwise.
-LOWER_IS_BETTER: tuple[str, ...] = ("MAE", "RMSE", "MSE", "NAE", "MLE")
+LOWER_IS_BETTER: tuple[str, ...] = ("MAE", "RMSE", "MSE", "NAE", "MLE", "size error")
 
 
 def lower_is_better(metric: str) -> bool:
-    """Whether a metric is an error (``MAE``, ``RMSE``, ``MSE``, ``NAE``, ``MLE`` and their variants)."""
+    """Whether a metric is an error (``MAE``, ``RMSE``, ``MSE``, ``NAE``, ``MLE``, ``size error`` and variants)."""
     return str(metric).startswith(LOWER_IS_BETTER)
 
 

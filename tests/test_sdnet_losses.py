@@ -83,7 +83,7 @@ def test_csp_loss_terms_weights_and_errors() -> None:
     losses["loss"].backward()
     assert all(torch.isfinite(v.grad).all() for v in out.values())
     with pytest.raises(KeyError, match="offset"):
-        CSPLoss(use_offset=True)(out, {**t, "offset": torch.zeros(1, 2, 6, 6), "offset_mask": t["center_pos"]})
+        CSPLoss(use_offset=True)(out, {**t, "center_offset": torch.zeros(1, 2, 6, 6), "offset_mask": t["center_pos"]})
     with pytest.raises(ValueError, match="size_error"):
         CSPLoss(size_error="squared")
     with pytest.raises(KeyError, match="crowdedness"):
@@ -109,5 +109,5 @@ def test_offset_loss_term() -> None:
     off_t[0, :, 2, 3] = torch.tensor([0.25, 0.75])
     out = {"center_logits": torch.zeros(1, 1, 6, 6), "log_size": torch.zeros(1, 1, 6, 6),
            "offset": torch.full((1, 2, 6, 6), 0.5)}
-    losses = CSPLoss(use_offset=True, crowd_aware=False)(out, {**t, "offset": off_t, "offset_mask": t["center_pos"]})
+    losses = CSPLoss(use_offset=True, crowd_aware=False)(out, {**t, "center_offset": off_t, "offset_mask": t["center_pos"]})
     assert losses["offset"].item() == pytest.approx(0.5 * 0.25**2, rel=1e-6)

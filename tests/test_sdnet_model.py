@@ -78,3 +78,32 @@ def test_one_image_overfit() -> None:
     assert np.abs(pred - np.log(sizes)).mean() < 0.25
     prob = torch.sigmoid(out["center_logits"][0, 0])
     assert prob[rows, cols].min() > prob.flatten().quantile(0.99)
+
+
+def test_fullres_skips_keep_full_resolution_and_validate() -> None:
+    """Skip connections from C2 (stride 4) and the stem (stride 2) keep the stride-1 output on odd sizes."""
+    torch.manual_seed(0)
+    plain = CSPDetector("tiny", "fullres", width=8, up_width=4)
+    m = CSPDetector("tiny", "fullres", width=8, up_width=4, skips={"c2": 8, "stem": 4})
+    for shape in ((1, 3, 64, 48), (2, 3, 61, 37)):
+        out = m(torch.randn(*shape))
+        assert out["center_logits"].shape == (shape[0], 1, *shape[2:])
+    assert sum(p.numel() for p in m.parameters()) > sum(p.numel() for p in plain.parameters())
+    with pytest.raises(ValueError, match="skips may come from"):
+        CSPDetector("tiny", "fullres", width=8, skips={"c4": 8})
+    with pytest.raises(ValueError, match="fullres"):
+        CSPDetector("tiny", "csp", width=8, skips={"c2": 8})
+
+
+def test_skip_connections_sharpen_the_gradient_footprint() -> None:
+    """The stem skip gives an output pixel a direct path to nearby input pixels: its input gradient is more
+    concentrated around the pixel than without skips (the finer stages reach the head)."""
+    from crowdlib.models.csp import effective_receptive_field
+
+    torch.manual_seed(0)
+    plain = effective_receptive_field(CSPDetector("tiny", "fullres", width=8, up_width=4), 64)
+    torch.manual_seed(0)
+    skip = effective_receptive_field(CSPDetector("tiny", "fullres", width=8, up_width=4,
+                                                 skips={"c2": 8, "stem": 4}), 64)
+    assert 0 < skip["radius50"] < plain["radius50"]
+    assert skip["extent"] >= skip["radius50"]

@@ -136,6 +136,25 @@ PRESETS: dict[str, SceneConfig] = {
         layouts=(("street", 0.5), ("clustered", 0.25), ("uniform", 0.25)), empty_prob=0.2,
         distractor_range=(1, 8), backgrounds=("facade", "gradient", "noise"), haze=0.15, far_blur=0.4,
         brightness=(0.9, 1.2), hat_prob=0.15, back_prob=0.35),
+    # Calibrated stand-ins for the paper's datasets (tools/calibrate_synthetic.py; fixed before any test result).
+    # ShanghaiTech A train (300 images, ../shared): count mean 541 (q10/50/90 141/378/1142); nearest-neighbour
+    # distance / image height q10/50/90 0.007/0.018/0.047 at median size 652 x 1024. sha_like at 640 x 960
+    # (100 training images): count mean 586 (208/518/1112), NN / H 0.010/0.018/0.045, heads 9-36 px (median
+    # 14.7 px: 1.8 C3 cells). Its counts are less spread than SHA's (fewer images under 200 heads).
+    "sha_like": SceneConfig(
+        name="sha_like", domain="sha_like", height=640, width=960, placement="lattice", spacing_range=(0.8, 1.5),
+        size_range=(0.0135, 0.085), horizon=(0.15, 0.45), body_length=1.0, palette="indoor",
+        layouts=(("uniform", 0.4), ("clustered", 0.4), ("street", 0.2)), empty_prob=0.6,
+        distractor_range=(0, 6), haze=0.4, far_blur=0.8, hat_prob=0.12),
+    # ShanghaiTech B train (400 images, 768 x 1024): count mean 123 (q10/50/90 30/99/261); NN / H
+    # 0.007/0.021/0.073. shb_like at 768 x 1024 (40 images): count mean 127 (34/109/264), NN / H
+    # 0.011/0.028/0.070 (fewer very close pairs than SHB's groups).
+    "shb_like": SceneConfig(
+        name="shb_like", domain="shb_like", height=768, width=1024, placement="poisson", count_range=(20, 330),
+        density_power=1.5, min_separation=0.5, size_range=(0.008, 0.055), horizon=(0.25, 0.45), body_length=2.4,
+        palette="street", layouts=(("street", 0.3), ("clustered", 0.5), ("uniform", 0.2)), empty_prob=0.2,
+        distractor_range=(1, 8), backgrounds=("facade", "gradient", "noise"), haze=0.15, far_blur=0.4,
+        brightness=(0.9, 1.2), hat_prob=0.15, back_prob=0.35),
     # extremely dense, NWPU / UCF-QNRF like: thousands of tiny heads
     "crowd_dense": SceneConfig(
         name="crowd_dense", domain="crowd_dense", placement="lattice", spacing_range=(0.75, 1.1),

@@ -137,3 +137,87 @@ def time_render(preset: str, n_images: int = 10, seed: int = 0, height: int = 25
         rows.append({"preset": preset, "index": i, "count": rec.count,
                      "ms": 1000.0 * (time.process_time() - t0)})
     return pd.DataFrame(rows)
+
+
+# =====================================================================================================================
+# calibration of the stand-in presets against real datasets
+# =====================================================================================================================
+#: Quantiles reported by :func:`calibration_stats`.
+CAL_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9)
+#: Histogram edges: counts per image (log-spaced) and nearest-neighbour distance / image height.
+COUNT_EDGES: tuple[float, ...] = tuple(float(x) for x in np.round(np.geomspace(5, 5000, 31), 2))
+NN_EDGES: tuple[float, ...] = tuple(float(x) for x in np.round(np.linspace(0.0, 0.1, 41), 4))
+
+
+def calibration_stats(records: Iterable[CrowdRecord]) -> dict[str, Any]:
+    """The statistics a stand-in preset is calibrated on: count per image, nearest-neighbour distance (pixels and
+    as a fraction of the image height), image heights; quantiles (:data:`CAL_QUANTILES`) and histograms
+    (:data:`COUNT_EDGES`, :data:`NN_EDGES`). Plain lists and floats (JSON-ready)."""
+    counts, nn_px, nn_rel, heights = [], [], [], []
+    for rec in records:
+        h = int(rec.image_size[0]) if rec.image_size is not None else int(rec.load_image().shape[0])
+        counts.append(rec.count)
+        heights.append(h)
+        if rec.count >= 2:
+            d = nn_distance(rec.points, 1)
+            nn_px.append(d)
+            nn_rel.append(d / h)
+    if not counts:
+        raise ValueError("calibration_stats: no records")
+    nn_px_a = np.concatenate(nn_px) if nn_px else np.zeros(0)
+    nn_rel_a = np.concatenate(nn_rel) if nn_rel else np.zeros(0)
+    c = np.asarray(counts, np.float64)
+
+    def q(a: np.ndarray) -> list[float]:
+        return [float(v) for v in np.quantile(a, CAL_QUANTILES)] if len(a) else [float("nan")] * len(CAL_QUANTILES)
+
+    return {"n_images": len(counts), "height_median": float(np.median(heights)),
+            "count_mean": float(c.mean()), "count_q": q(c), "nn_px_q": q(nn_px_a), "nn_rel_q": q(nn_rel_a),
+            "count_hist": np.histogram(c, COUNT_EDGES)[0].tolist(),
+            "nn_rel_hist": np.histogram(nn_rel_a, NN_EDGES)[0].tolist()}
+
+
+def calibration_table(stats: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per named statistics dict (e.g. ``{"SHA train (real)": ..., "sha_like": ...}``): image height,
+    count mean and quantiles, nearest-neighbour distance / height quantiles."""
+    rows = []
+    for name, s in stats.items():
+        row = {"set": name, "images": s["n_images"], "height": s["height_median"], "count mean": s["count_mean"]}
+        for qq, v in zip(CAL_QUANTILES, s["count_q"]):
+            row[f"count q{int(100 * qq)}"] = v
+        for qq, v in zip(CAL_QUANTILES, s["nn_rel_q"]):
+            row[f"NN/H q{int(100 * qq)}"] = v
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("set")
+
+
+#: Where :func:`real_calibration_stats` keeps the statistics of the real datasets (written by
+#: ``tools/calibrate_synthetic.py`` from ``../shared``; statistics only, no images or annotations).
+REAL_STATS_FILE = "real_stats.json"
+#: The real dataset each calibrated preset stands for: ``(ShanghaiTech part, split)``.
+REAL_COUNTERPART: dict[str, tuple[str, str]] = {"sha_like": ("A", "train"), "shb_like": ("B", "train")}
+
+
+def real_calibration_stats(part: str, data_root: Any = None) -> tuple[dict[str, Any], str]:
+    """:func:`calibration_stats` of ShanghaiTech ``part`` train, and where they came from.
+
+    Computed from the data when ``data_root`` (default :func:`crowdlib.paths.default_data_root`) holds them,
+    else read from the committed ``crowdlib/data/real_stats.json`` (so that users without the data see the
+    calibration target). Returns ``(stats, source)``.
+    """
+    import json
+    from pathlib import Path
+
+    from crowdlib import paths
+
+    root = Path(data_root) if data_root else paths.default_data_root("ShanghaiTech")
+    if root is not None and (Path(root) / f"part_{part}" / "train_data").is_dir():
+        from crowdlib.data.formats import read_shanghaitech
+
+        return calibration_stats(read_shanghaitech(root, part, "train")), f"computed from {root}"
+    path = Path(__file__).with_name(REAL_STATS_FILE)
+    stored = json.loads(path.read_text())
+    key = f"SH{part}_train"
+    if key not in stored:
+        raise KeyError(f"real_calibration_stats: {path} has no {key!r} (have {sorted(stored)})")
+    return stored[key], f"stored statistics {path.name} (the data are absent)"

@@ -36,7 +36,10 @@ def to_float_image(image: np.ndarray) -> torch.Tensor:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"image: expected an (H, W, 3) array, got shape {arr.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # cached / memory-mapped images: torch warns on read-only buffers
+        arr = arr.copy()
+    t = torch.from_numpy(arr).permute(2, 0, 1)
     if t.dtype == torch.uint8:
         return t.float().div_(255.0)
     return t.float()

@@ -7,7 +7,8 @@ Conventions (all maps are ``(B, 1, h, w)`` at the detector's output resolution u
 - ``targets["center"]``: Gaussian heatmap ``Q`` in [0, 1] with 1 at object centres; ``targets["center_pos"]``: 1 at
   positive (centre) pixels; ``targets["log_size"]``: log pseudo size, valid where ``targets["size_mask"]`` is 1 (a
   ``window x window`` patch around each centre); ``targets["crowdedness"]``: the local-region count ``|R_j|`` of
-  the object owning each masked pixel; ``targets["offset"]`` ``(B, 2, h, w)`` and ``targets["offset_mask"]``.
+  the object owning each masked pixel; ``targets["center_offset"]`` ``(B, 2, h, w)`` and ``targets["offset_mask"]`` (not ``"offset"``: a
+  dataset sample keeps its crop origin under that key).
 
 Paper (Eq. 1, 2, 5-7): ``L = lambda * L_c + L_size + L_o`` with ``lambda = 0.1``; ``L_c`` the focal loss with
 ``gamma = 2``, ``delta = 4`` and ``A = 1`` (stride-4 CSP) or ``1/16`` (full-resolution decoder), normalised by the
@@ -161,11 +162,16 @@ class CSPLoss(WeightedLoss):
                 raise KeyError("CSPLoss(crowd_aware=True): targets lack 'crowdedness'")
             alpha = crowdedness_factor(targets["crowdedness"], eta=self.eta, cap=self.alpha_cap,
                                        integer=self.alpha_integer)
+        if "size_scale" in targets:  # per-head multiplier (0.1 for a one-head image), crowd-aware or not
+            scale = targets["size_scale"].float()
+            alpha = scale if alpha is None else alpha * scale
         terms["size"] = size_loss(outputs["log_size"], targets["log_size"], targets["size_mask"], alpha,
                                   error=self.size_error, norm=self.size_norm, beta=self.smooth_l1_beta)
         if self.use_offset:
             if "offset" not in outputs:
                 raise KeyError("CSPLoss(use_offset=True): the model outputs no 'offset'")
-            terms["offset"] = offset_loss(outputs["offset"], targets["offset"], targets["offset_mask"],
+            if "center_offset" not in targets:
+                raise KeyError("CSPLoss(use_offset=True): targets lack 'center_offset'")
+            terms["offset"] = offset_loss(outputs["offset"], targets["center_offset"], targets["offset_mask"],
                                           self.smooth_l1_beta)
         return terms

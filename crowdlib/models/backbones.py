@@ -1,4 +1,5 @@
-"""Multi-scale feature backbones returning ``{"c2", "c3", "c4", "c5"}``.
+"""Multi-scale feature backbones returning ``{"c2", "c3", "c4", "c5"}`` (and ``"stem"``, stride 2, where the
+network has a stride-2 stage: ``tiny`` 16 and ``mobilenet_v2`` 16 channels; used by skip connections).
 
 | name | channels (c2..c5) | strides | weights |
 |---|---|---|---|
@@ -86,7 +87,8 @@ def _tiny() -> Backbone:
         "c4": nn.Sequential(_cbr(32, 48, 2), _cbr(48, 48)),
         "c5": nn.Sequential(_cbr(48, 64, 2), _cbr(64, 64)),
     }
-    return Backbone(stages, {"c2": 24, "c3": 32, "c4": 48, "c5": 64}, {"c2": 4, "c3": 8, "c4": 16, "c5": 32}, "tiny")
+    return Backbone(stages, {"stem": 16, "c2": 24, "c3": 32, "c4": 48, "c5": 64},
+                    {"stem": 2, "c2": 4, "c3": 8, "c4": 16, "c5": 32}, "tiny")
 
 
 def _mobilenet_v2(pretrained: bool) -> Backbone:
@@ -94,9 +96,9 @@ def _mobilenet_v2(pretrained: bool) -> Backbone:
     if pretrained:
         _load_pretrained(net, "mobilenet_v2")
     f = net.features
-    stages = {"c2": f[:4], "c3": f[4:7], "c4": f[7:14], "c5": f[14:18]}
-    return Backbone(stages, {"c2": 24, "c3": 32, "c4": 96, "c5": 320}, {"c2": 4, "c3": 8, "c4": 16, "c5": 32},
-                    "mobilenet_v2")
+    stages = {"stem": f[:2], "c2": f[2:4], "c3": f[4:7], "c4": f[7:14], "c5": f[14:18]}
+    return Backbone(stages, {"stem": 16, "c2": 24, "c3": 32, "c4": 96, "c5": 320},
+                    {"stem": 2, "c2": 4, "c3": 8, "c4": 16, "c5": 32}, "mobilenet_v2")
 
 
 def _resnet50(pretrained: bool) -> Backbone:

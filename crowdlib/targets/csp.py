@@ -64,6 +64,7 @@ def csp_targets(
     window: int = 5,
     offset: bool = True,
     out_shape: tuple[int, int] | None = None,
+    size_scale: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Centre heatmap, size and offset targets for one image (module docstring for the rules).
 
@@ -77,6 +78,8 @@ def csp_targets(
         window: side of the square written around each centre in the size maps (5 in CSP).
         offset: also return ``"offset"`` and ``"offset_mask"``.
         out_shape: override the output grid ``(H', W')``.
+        size_scale: ``(N,)`` per-head multipliers of the size loss (e.g. 0.1 for the head of a one-head image),
+            written like ``size_weight`` into ``"size_scale"``; omitted: no ``"size_scale"`` map.
 
     Returns:
         dict with ``"center"``, ``"center_pos"``, ``"log_size"``, ``"size_weight"`` and, with
@@ -98,6 +101,11 @@ def csp_targets(
         alpha = np.asarray(crowdedness, dtype=np.float64).reshape(-1)
         if len(alpha) != n or not np.all(np.isfinite(alpha)) or np.any(alpha < 0):
             raise ValueError(f"crowdedness: expected {n} finite non-negative factors, got {alpha.shape}")
+    if size_scale is not None:
+        scale = np.asarray(size_scale, dtype=np.float64).reshape(-1)
+        if len(scale) != n or not np.all(np.isfinite(scale)) or np.any(scale < 0):
+            raise ValueError(f"size_scale: expected {n} finite non-negative factors, got {scale.shape}")
+        scale_map = np.zeros(grid, dtype=np.float32)
     center = np.zeros(grid, dtype=np.float32)
     center_pos = np.zeros(grid, dtype=np.float32)
     log_size = np.zeros(grid, dtype=np.float32)
@@ -122,7 +130,11 @@ def csp_targets(
         flat, head = _nearest_owner(cols, rows, pos, grid, window)
         log_size.ravel()[flat] = np.log(s[head])
         size_weight.ravel()[flat] = alpha[head]
+        if size_scale is not None:
+            scale_map.ravel()[flat] = scale[head]
     out.update(center=center, center_pos=center_pos, log_size=log_size, size_weight=size_weight)
+    if size_scale is not None:
+        out["size_scale"] = scale_map
     if offset:
         off = np.zeros((2, gh, gw), dtype=np.float32)
         mask = np.zeros(grid, dtype=np.float32)

@@ -24,8 +24,8 @@ from .evaluate import (SYNTH_SIZE_FRACTIONS, count_errors, evaluate_detections, 
                        mean_train_count, predict_trained, pseudo_box_quality, pseudo_boxes, synthetic_size_bins)
 from .infer import MultiScale, choose_threshold, decode_csp, predict_sdnet
 from .store import BIN_LABELS, CROWD_BINS, PseudoBoxStore, crowd_bin, initial_sizes, refine_rule
-from .study import (PAPER_SHB, PAPER_TABLE2, PAPER_TABLE3, canonical_config, claim_sentences, describe_run_device,
-                    eval_records_for, experiment_config, fig4_rows, final_losses, quality_by_preset,
+from .study import (PRESET_DATASET, PAPER_SHB, PAPER_TABLE2, PAPER_TABLE3, canonical_config, claim_sentences, describe_run_device,
+                    eval_records_for, experiment_config, fig4_rows, fit_luda_beta, final_losses, quality_by_preset,
                     refinement_curves, rows_from_long, run_config, run_settings, setting_config,
                     shanghaitech_config, size_init_metrics, synthetic_test_records, table2_quality, table3_claims,
                     train_records_of, train_settings)
@@ -49,5 +49,6 @@ __all__ = [
     "train_settings",
     "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences", "table2_quality", "final_losses",
     "train_records_of", "refinement_curves", "experiment_config", "eval_records_for", "synthetic_test_records",
-    "describe_run_device", "quality_by_preset", "fig4_rows", "shanghaitech_config",
+    "describe_run_device", "quality_by_preset", "fig4_rows", "shanghaitech_config", "PRESET_DATASET",
+    "fit_luda_beta",
 ]

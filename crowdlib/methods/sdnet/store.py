@@ -109,13 +109,16 @@ class PseudoBoxStore:
     _HIST_COLS = ("epoch", "step", "image", "head", "old_size", "new_size", "old_conf", "new_conf")
 
     def __init__(self, points: Sequence[np.ndarray], sizes: Sequence[np.ndarray], crowdedness: Sequence[np.ndarray],
-                 *, prior: float = 0.6, image_ids: Sequence[str] | None = None) -> None:
+                 *, prior: float = 0.6, image_ids: Sequence[str] | None = None, lone_weight: float = 0.1) -> None:
         if not (len(points) == len(sizes) == len(crowdedness)):
             raise ValueError(f"PseudoBoxStore: {len(points)} point sets, {len(sizes)} size sets, "
                              f"{len(crowdedness)} crowdedness sets")
         if not 0.0 <= prior < 1.0:
             raise ValueError(f"PseudoBoxStore: prior must lie in [0, 1), got {prior}")
+        if not (0.0 <= lone_weight and math.isfinite(lone_weight)):
+            raise ValueError(f"PseudoBoxStore: lone_weight must be finite and >= 0, got {lone_weight}")
         self.prior = float(prior)
+        self.lone_weight = float(lone_weight)
         self.points = [np.asarray(p, dtype=np.float32).reshape(-1, 2) for p in points]
         self.sizes = [np.asarray(s, dtype=np.float32).reshape(-1).copy() for s in sizes]
         self.init_sizes = [s.copy() for s in self.sizes]
@@ -149,7 +152,8 @@ class PseudoBoxStore:
             szs.append(s)
             crs.append(c)
             ids.append(rec.image_id)
-        return cls(pts, szs, crs, prior=prior, image_ids=ids)
+        return cls(pts, szs, crs, prior=prior, image_ids=ids,
+                   lone_weight=float(dict(params or {}).get("lone_weight", 0.1)))
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -160,6 +164,12 @@ class PseudoBoxStore:
         return int(sum(len(s) for s in self.sizes))
 
     # ------------------------------------------------------------------ access
+    def size_scale(self, index: int) -> np.ndarray:
+        """Per-head multiplier of the size loss of image ``index``: ``lone_weight`` (authors' code: 0.1) for the
+        head of a one-head image, whose LUDA size is a guess (``max(H / 5, 12)``), 1 otherwise."""
+        n = len(self.sizes[index])
+        return np.full(n, self.lone_weight if n == 1 else 1.0, dtype=np.float32)
+
     def boxes(self, index: int, which: Literal["current", "init"] = "current") -> np.ndarray:
         """``(N, 4)`` float32 square boxes of image ``index`` (current or initial sizes)."""
         s = self.sizes[index] if which == "current" else self.init_sizes[index]
@@ -247,6 +257,7 @@ class PseudoBoxStore:
         """Plain containers only (tensors, lists, numbers, strings) for ``weights_only`` checkpoints."""
         return {
             "prior": self.prior,
+            "lone_weight": self.lone_weight,
             "image_ids": list(self.image_ids),
             "points": [torch.from_numpy(p.copy()) for p in self.points],
             "sizes": [torch.from_numpy(s.copy()) for s in self.sizes],
@@ -264,7 +275,8 @@ class PseudoBoxStore:
             return x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
         st = cls([arr(p) for p in state["points"]], [arr(s) for s in state["init_sizes"]],
-                 [arr(c) for c in state["crowdedness"]], prior=float(state["prior"]), image_ids=state["image_ids"])
+                 [arr(c) for c in state["crowdedness"]], prior=float(state["prior"]), image_ids=state["image_ids"],
+                 lone_weight=float(state.get("lone_weight", 1.0)))  # stores saved before the weight existed: 1
         st.sizes = [arr(s).astype(np.float32).copy() for s in state["sizes"]]
         st.confidence = [arr(c).astype(np.float32).copy() for c in state["confidence"]]
         st.n_updates = [arr(n).astype(np.int64).copy() for n in state["n_updates"]]

@@ -21,7 +21,7 @@ __all__ = ["PAPER_TABLE2", "PAPER_TABLE3", "PAPER_SHB", "canonical_config", "run
            "run_settings", "train_settings", "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences",
            "table2_quality", "final_losses", "train_records_of", "refinement_curves", "experiment_config",
            "eval_records_for", "synthetic_test_records", "describe_run_device", "quality_by_preset", "fig4_rows",
-           "shanghaitech_config"]
+           "shanghaitech_config", "PRESET_DATASET", "fit_luda_beta"]
 
 
 #: Table III of the paper (WiderFace val, AP in %, IoU 0.5): the rows we reproduce.
@@ -224,41 +224,98 @@ def refinement_curves(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting
         updated_mean=("updated_share", "mean")).reset_index()
 
 
-def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int = 256, epochs: int = 20,
-                      max_steps: int | None = None, batch_size: int = 8, lr: float = 2e-3, width: int = 32,
-                      up_width: int | None = 8,
-                      beta: float = 1.0, region_divisor: float = 8, prior: float = 0.6, warmup_epochs: int = 0,
-                      alpha_cap: float | None = 50.0, eta: float = 1.0, size_norm: str = "objects",
-                      center_weight: float = 0.1, data_seed: int = 0, backbone: str = "tiny",
-                      pretrained: bool = False, crop: int | None = None, data_root: str | None = None,
-                      **extra: Any) -> dict[str, Any]:
-    """The synthetic-mixture run config shared by notebooks 10-12 (identical arguments give identical runs).
+#: Which row of Table I (LUDA parameters) each synthetic preset stands for.
+PRESET_DATASET: dict[str, str] = {"sha_like": "SHA", "shb_like": "SHB", "crowd_a": "SHA", "crowd_b": "SHB",
+                                  "faces": "WiderFace", "crowd_dense": "NWPU"}
 
-    Scenes are rendered at ``image_size`` (256: heads of 5-43 px) and trained on random ``crop`` x ``crop`` crops
-    (default 128); evaluation uses whole images.
+
+def fit_luda_beta(records: Sequence[Any], K: int = 2) -> float:
+    """The rule that picks LUDA's beta for a synthetic set from its TRAINING images: the median ratio of a head's
+    true box side (square root of the visible box area, as the evaluation measures it) to the mean distance to its
+    ``K`` nearest neighbours, over images with more than two heads; rounded to 0.05."""
+    from crowdlib.targets.pseudo_sizes import knn_mean_distance
+
+    ratios = []
+    for r in records:
+        if r.count <= 2 or r.boxes is None:
+            continue
+        side = np.sqrt(np.clip((r.boxes[:, 2] - r.boxes[:, 0]) * (r.boxes[:, 3] - r.boxes[:, 1]), 1.0, None))
+        ratios.append(side / np.maximum(knn_mean_distance(r.points, int(K)), 1e-6))
+    if not ratios:
+        raise ValueError("fit_luda_beta: no training image with more than two heads and true boxes")
+    return float(np.round(np.median(np.concatenate(ratios)) / 0.05) * 0.05)
+
+
+def experiment_config(*, dataset: str = "mixture", n_train: int | None = None, n_dense: int = 80,
+                      n_sparse: int = 80, image_size: int | None = 256, epochs: int = 20,
+                      max_steps: int | None = None, batch_size: int = 8, lr: float = 2e-3, width: int = 32,
+                      up_width: int | None = 8, skips: Mapping[str, int] | None = None,
+                      beta: float | str = 1.0, region_divisor: float | None = 8, prior: float = 0.6,
+                      warmup_epochs: int = 0, alpha_cap: float | None = 50.0, eta: float = 1.0,
+                      size_norm: str = "objects", center_weight: float = 0.1, data_seed: int = 0,
+                      backbone: str = "tiny", pretrained: bool = False, crop: int | None = None,
+                      data_root: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The synthetic run config shared by notebooks 10-12 (identical arguments give identical runs).
+
+    ``dataset``: a calibrated stand-in for one of the paper's datasets, trained on its own as the paper does
+    (``"sha_like"``, ``"shb_like"``, ``"faces"``; ``n_train`` images at the preset's own size, or ``image_size``
+    rows), or ``"mixture"``: ``n_dense`` ``crowd_a`` + ``n_sparse`` ``crowd_b`` scenes of ``image_size`` px (the
+    earlier studies). Training uses random ``crop`` x ``crop`` crops (default 128); evaluation whole images.
+
+    LUDA: ``K = 2`` and the preset's Table I row (``PRESET_DATASET``) for ``min_size``, ``max_size`` and the
+    neighbour limit; ``region_divisor`` (``r``) and ``alpha_cap`` as given (``None``: the row's values);
+    ``beta`` a number or ``"fit"``: :func:`fit_luda_beta` on the training images.
 
     With ``data_root`` (a WIDER FACE folder, the paper's ablation dataset) the first ``n_dense + n_sparse``
     training images with faces replace the synthetic scenes and LUDA uses the WiderFace parameters of Table I
     (K 2, beta 0.5, r 6, minimum size 8 px, no alpha cap). ``extra`` is merged last (nested dicts, e.g.
     ``refine={"rule": "psddn"}``).
     """
+    from crowdlib.targets.pseudo_sizes import LUDA_PRESETS
+
+    if dataset == "mixture":
+        size = int(image_size or 256)
+        data = {"source": "synthetic", "presets": [["crowd_a", int(n_dense)], ["crowd_b", int(n_sparse)]],
+                "seed": int(data_seed), "height": size, "width": size}
+        luda = {"K": 2, "min_size": 2.0}
+        crop_default = min(size, 128)
+    else:
+        from crowdlib.data.synth_config import resolve_config
+
+        if dataset not in PRESET_DATASET:
+            raise ValueError(f"dataset must be 'mixture' or one of {sorted(PRESET_DATASET)}, got {dataset!r}")
+        sc = resolve_config(dataset)
+        h = int(image_size or sc.height)
+        w = int(round(sc.width * h / sc.height))
+        data = {"source": "synthetic", "presets": [[dataset, int(n_train or 80)]], "seed": int(data_seed),
+                "height": h, "width": w}
+        row = dict(LUDA_PRESETS[PRESET_DATASET[dataset]])
+        luda = {k: row[k] for k in ("K", "min_size", "max_size", "neighbor_limit")}
+        region_divisor = row["r"] if region_divisor is None else region_divisor
+        alpha_cap = row["max_weight"] if alpha_cap is None else alpha_cap
+        crop_default = min(h, 128)
+    if region_divisor is None:
+        region_divisor = 8
+    if beta == "fit":
+        beta = fit_luda_beta(train_records_of({"data": data}), int(luda["K"]))
+    elif isinstance(beta, str):
+        raise ValueError(f"beta must be a number or 'fit', got {beta!r}")
+    model = {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
+             "up_width": None if up_width is None else int(up_width),
+             "loss": {"eta": float(eta), "alpha_cap": None if alpha_cap is None else float(alpha_cap),
+                      "size_norm": str(size_norm), "center_weight": float(center_weight)}}
+    if skips:
+        model["skips"] = {str(k): int(v) for k, v in skips.items()}
     cfg = merge_config(default_config(), {
-        "data": {"source": "synthetic", "presets": [["crowd_a", int(n_dense)], ["crowd_b", int(n_sparse)]],
-                 "seed": int(data_seed), "height": int(image_size), "width": int(image_size)},
-        "model": {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
-                  "up_width": None if up_width is None else int(up_width),
-                  "loss": {"eta": float(eta), "alpha_cap": None if alpha_cap is None else float(alpha_cap),
-                           "size_norm": str(size_norm), "center_weight": float(center_weight)}},
-        "pseudo": {"init": "luda", "params": {"K": 2, "beta": float(beta), "r": float(region_divisor),
-                                              "min_size": 2.0}},
+        "data": data,
+        "model": model,
+        "pseudo": {"init": "luda", "params": {**luda, "beta": float(beta), "r": float(region_divisor)}},
         "refine": {"prior": float(prior), "warmup_epochs": int(warmup_epochs)},
         "train": {"epochs": int(epochs), "max_steps": None if max_steps is None else int(max_steps),
-                  "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop or min(image_size, 128)),
+                  "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop or crop_default),
                   "color_jitter": 0.0},
     })
     if data_root:
-        from crowdlib.targets.pseudo_sizes import LUDA_PRESETS
-
         wf = dict(LUDA_PRESETS["WiderFace"])
         cfg["data"] = {"source": "widerface", "root": str(data_root), "split": "train",
                        "limit": int(n_dense) + int(n_sparse)}
@@ -267,21 +324,25 @@ def experiment_config(*, n_dense: int = 80, n_sparse: int = 80, image_size: int 
     return merge_config(cfg, extra)
 
 
-def eval_records_for(base: Mapping[str, Any], n_per_preset: int, image_size: int = 256,
+def eval_records_for(base: Mapping[str, Any], n_per_preset: int, image_size: int | None = None,
                      data_seed: int = 0, test_seed: int | None = None) -> list:
     """Held-out evaluation records of a run config: WIDER FACE val (``2 * n_per_preset`` images) when the config
-    trains on WIDER FACE, else :func:`synthetic_test_records`."""
+    trains on WIDER FACE, else :func:`synthetic_test_records` of the config's own presets and image size
+    (``image_size`` is ignored; kept for old callers)."""
     data = base.get("data", {})
     if data.get("source") == "widerface":
         return load_records({"source": "widerface", "root": data["root"], "split": "val",
                              "limit": 2 * int(n_per_preset)})
-    return synthetic_test_records(n_per_preset, image_size, data_seed, test_seed)
+    presets = [name for name, _ in data.get("presets", [["crowd_a", 0], ["crowd_b", 0]])]
+    return synthetic_test_records(n_per_preset, int(data.get("height", 256)), data_seed, test_seed,
+                                  presets=presets, width=data.get("width"))
 
 
 def synthetic_test_records(n_per_preset: int, image_size: int = 256, data_seed: int = 0,
-                           test_seed: int | None = None) -> list:
-    """Held-out synthetic test images (``crowd_a`` and ``crowd_b``) rendered with ``test_seed`` (default
-    ``data_seed + 1000``), never trained on.
+                           test_seed: int | None = None, *, presets: Sequence[str] = ("crowd_a", "crowd_b"),
+                           width: int | None = None) -> list:
+    """Held-out synthetic test images (``n_per_preset`` of each preset, ``image_size`` rows, ``width`` columns,
+    default square) rendered with ``test_seed`` (default ``data_seed + 1000``), never trained on.
 
     Raises:
         ValueError: if ``test_seed`` equals the training seed.
@@ -289,9 +350,8 @@ def synthetic_test_records(n_per_preset: int, image_size: int = 256, data_seed: 
     seed = int(data_seed) + 1000 if test_seed is None else int(test_seed)
     if seed == int(data_seed):
         raise ValueError(f"test_seed {seed} equals the training seed; test scenes must be new")
-    return load_records({"source": "synthetic", "presets": [["crowd_a", int(n_per_preset)],
-                                                            ["crowd_b", int(n_per_preset)]],
-                         "seed": seed, "height": int(image_size), "width": int(image_size)})
+    return load_records({"source": "synthetic", "presets": [[p, int(n_per_preset)] for p in presets],
+                         "seed": seed, "height": int(image_size), "width": int(width or image_size)})
 
 
 def describe_run_device() -> str:
@@ -309,32 +369,50 @@ def _preset_of(rec: Any) -> str:
 
 
 def quality_by_preset(train_records: Sequence[Any], pseudo: Mapping[str, Any],
-                      refined: Mapping[str, Mapping[int, PseudoBoxStore]], iou: float = 0.5) -> "Any":
-    """Share (%) of heads whose pseudo box has IoU >= ``iou`` with its true box, per preset (dense vs sparse).
+                      refined: Mapping[str, Mapping[int, PseudoBoxStore]], iou: float = 0.5,
+                      by: str = "preset") -> "Any":
+    """Share (%) of heads whose pseudo box has IoU >= ``iou`` with its true box, per preset (``by="preset"``) or
+    per Fig. 4 crowdedness bin of the head (``by="crowdedness"``, LUDA's ``|R|``).
 
-    Columns GAK, LUDA and one per ``refined`` label (mean over that label's seeds).
+    Columns ``heads``, GAK, LUDA and one per ``refined`` label (mean over that label's seeds).
     """
     import pandas as pd
     from crowdlib.metrics.boxes import box_iou
 
-    def own(boxes: Sequence[np.ndarray], idx: Sequence[int]) -> np.ndarray:
-        vals = [np.diag(box_iou(boxes[i], train_records[i].boxes)) for i in idx if len(boxes[i])]
+    if by not in ("preset", "crowdedness"):
+        raise ValueError(f"quality_by_preset: by must be 'preset' or 'crowdedness', got {by!r}")
+    luda_store = PseudoBoxStore.from_records(train_records, "luda", pseudo.get("params"))
+    if by == "preset":
+        groups = [np.full(r.count, _preset_of(r), dtype=object) for r in train_records]
+        labels = sorted({_preset_of(r) for r in train_records})
+    else:
+        from .store import crowd_bin
+
+        groups = [np.asarray(BIN_LABELS, dtype=object)[crowd_bin(c)] if len(c) else np.zeros(0, dtype=object)
+                  for c in luda_store.crowdedness]
+        labels = list(BIN_LABELS)
+    group = np.concatenate(groups) if groups else np.zeros(0, dtype=object)
+
+    def own(boxes: Sequence[np.ndarray]) -> np.ndarray:
+        vals = [np.diag(box_iou(boxes[i], train_records[i].boxes)) if len(boxes[i]) else np.zeros(0)
+                for i in range(len(train_records))]
         return np.concatenate(vals) if vals else np.zeros(0)
 
-    presets = sorted({_preset_of(r) for r in train_records})
-    gak = pseudo_boxes(train_records, "gak", pseudo.get("params"))
-    luda = pseudo_boxes(train_records, "luda", pseudo.get("params"))
+    gak = own(pseudo_boxes(train_records, "gak", pseudo.get("params")))
+    luda = own([luda_store.boxes(i) for i in range(len(luda_store))])
+    ref = {label: [own([st.boxes(i) for i in range(len(st))]) for st in stores.values()]
+           for label, stores in refined.items() if stores}
     out = []
-    for p in presets:
-        idx = [i for i, r in enumerate(train_records) if _preset_of(r) == p]
-        row = {"preset": p, "heads": int(sum(train_records[i].count for i in idx)),
-               "GAK": 100 * float((own(gak, idx) >= iou).mean()), "LUDA": 100 * float((own(luda, idx) >= iou).mean())}
-        for label, stores in refined.items():
-            if stores:
-                row[label] = float(np.mean([100 * (own([s.boxes(i) for i in range(len(s))], idx) >= iou).mean()
-                                            for s in stores.values()]))
+    for g in labels:
+        m = group == g
+        if not m.any():
+            continue
+        row = {by: g, "heads": int(m.sum()), "GAK": 100 * float((gak[m] >= iou).mean()),
+               "LUDA": 100 * float((luda[m] >= iou).mean())}
+        for label, vals in ref.items():
+            row[label] = float(np.mean([100 * (v[m] >= iou).mean() for v in vals]))
         out.append(row)
-    return pd.DataFrame(out).set_index("preset")
+    return pd.DataFrame(out).set_index(by)
 
 
 def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, fraction: float = 0.25) -> list:
@@ -358,28 +436,35 @@ def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, f
 # =====================================================================================================================
 # ShanghaiTech (notebook 13)
 # =====================================================================================================================
-def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = None, crop: int = 128,
+def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = None, crop: int = 256,
                         input_scale: float = 0.5, epochs: int = 8, max_steps: int | None = None,
-                        batch_size: int = 8, lr: float = 1e-3, backbone: str = "mobilenet_v2",
-                        pretrained: bool = True, width: int = 32, up_width: int | None = 8, seed: int = 0,
-                        val_fraction: float = 0.1) -> dict[str, Any]:
+                        batch_size: int = 4, lr: float = 7.5e-5, backbone: str = "mobilenet_v2",
+                        pretrained: bool = True, width: int = 32, up_width: int | None = 16,
+                        skips: Mapping[str, int] | None = None, seed: int = 0, val_fraction: float = 0.1,
+                        val_every: int = 0, warmup_steps: int = 50, schedule: str = "cosine") -> dict[str, Any]:
     """Run config for ShanghaiTech ``part`` train (validation carved from train, ``val_fraction`` as the paper's
     10%). Images are trained at ``input_scale`` (scale jitter +-20% around it) on ``crop`` crops and tested at the
-    same scale; LUDA uses the authors' SHA/SHB parameters (:data:`crowdlib.targets.pseudo_sizes.LUDA_PRESETS`)."""
+    same scale; LUDA uses the authors' SHA/SHB parameters (:data:`crowdlib.targets.pseudo_sizes.LUDA_PRESETS`).
+    One Adam group over the whole network as in the paper (``lr``; the paper's 7.5e-5), ``val_every`` epochs a
+    point of the validation learning curve (count MAE)."""
     from crowdlib.targets.pseudo_sizes import LUDA_PRESETS
 
     preset = dict(LUDA_PRESETS["SHB" if part == "B" else "SHA"])
     cap = preset.get("max_weight")
+    model = {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
+             "up_width": None if up_width is None else int(up_width),
+             "loss": {"alpha_cap": None if cap is None else float(cap)}}
+    if skips:
+        model["skips"] = {str(k): int(v) for k, v in skips.items()}
     return merge_config(default_config(), {
         "data": {"source": "shanghaitech", "root": str(root), "part": part, "split": "train", "limit": n_train},
         "val_fraction": float(val_fraction),
-        "model": {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
-                  "up_width": None if up_width is None else int(up_width),
-                  "loss": {"alpha_cap": None if cap is None else float(cap)}},
-        "pseudo": {"init": "luda", "params": preset},
+        "model": model,
+        "pseudo": {"init": "luda", "params": {**preset, "lone_weight": 0.1}},
         "train": {"epochs": int(epochs), "max_steps": None if max_steps is None else int(max_steps),
                   "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop),
-                  "scale_range": [0.8 * input_scale, 1.2 * input_scale], "color_jitter": 0.0},
+                  "scale_range": [0.8 * input_scale, 1.2 * input_scale], "color_jitter": 0.0,
+                  "val_every": int(val_every), "warmup_steps": int(warmup_steps), "schedule": str(schedule)},
         "eval": {"scales": [float(input_scale)], "batch_size": 2},
         "seed": int(seed),
     })

@@ -40,7 +40,8 @@ __all__ = ["TARGET_KEYS", "SDNetTargets", "sdnet_prepare_batch", "Refiner", "def
 # =====================================================================================================================
 # targets and refinement hooks
 # =====================================================================================================================
-TARGET_KEYS = ("center", "center_pos", "log_size", "size_mask", "crowdedness", "offset", "offset_mask")
+TARGET_KEYS = ("center", "center_pos", "log_size", "size_mask", "crowdedness", "size_scale", "center_offset",
+               "offset_mask")
 
 
 class SDNetTargets:
@@ -50,7 +51,8 @@ class SDNetTargets:
     factor) the crop's sizes are ``store.sizes[index][keep] * scale``; maps come from
     :func:`crowdlib.targets.csp.csp_targets` with the crowdedness ``|R_j|`` written into the size window
     (``"crowdedness"``, turned into ``alpha`` by the loss) and ``"size_mask"`` = 1 where a size is supervised.
-    All maps get a leading channel axis.
+    ``"size_scale"`` carries the store's per-head size-loss multiplier (0.1 for a one-head image's head, authors'
+    code). All maps get a leading channel axis.
     """
 
     def __init__(self, store: PseudoBoxStore, stride: int, window: int = 5, offset: bool = False) -> None:
@@ -73,13 +75,14 @@ class SDNetTargets:
         crowd = np.maximum(self.store.crowdedness[idx][keep], 1.0)
         h, w = (int(v) for v in sample["image"].shape[-2:])
         t = csp_targets(pts, sizes, (h, w), stride=self.stride, crowdedness=crowd, window=self.window,
-                        offset=self.offset)
+                        offset=self.offset, size_scale=self.store.size_scale(idx)[keep])
         out = {
             "center": t["center"][None], "center_pos": t["center_pos"][None], "log_size": t["log_size"][None],
             "size_mask": (t["size_weight"] > 0).astype(np.float32)[None], "crowdedness": t["size_weight"][None],
+            "size_scale": t["size_scale"][None],
         }
         if self.offset:
-            out["offset"] = t["offset"]
+            out["center_offset"] = t["offset"]  # not "offset": the dataset keeps the crop origin there
             out["offset_mask"] = t["offset_mask"][None]
         return out
 
@@ -161,13 +164,13 @@ def default_config() -> dict[str, Any]:
         "model": {"model": "csp_sdnet", "backbone": "tiny", "decoder": "fullres", "width": 16, "pretrained": False,
                   "loss": {"center_weight": 0.1, "crowd_aware": True, "eta": 1.0, "alpha_cap": 50.0,
                            "size_error": "absolute", "size_norm": "objects"}},
-        "pseudo": {"init": "luda", "params": {"K": 2, "beta": 0.8, "r": 8, "min_size": 2.0}},
+        "pseudo": {"init": "luda", "params": {"K": 2, "beta": 0.8, "r": 8, "min_size": 2.0, "lone_weight": 0.1}},
         "refine": {"enabled": True, "rule": "paper", "prior": 0.6, "warmup_epochs": 0, "min_score": 0.5,
                    "search_radius": 0},
         "train": {"epochs": 8, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "crop": 128,
                   "scale_range": [0.8, 1.25], "flip": True, "color_jitter": 0.1, "grayscale_p": 0.0,
                   "max_steps": None, "window": 5, "max_norm": 10.0, "schedule": "cosine", "warmup_steps": 20,
-                  "bn_recalibrate_batches": 0},
+                  "bn_recalibrate_batches": 0, "val_every": 0},
         "eval": {"min_score": 0.05, "nms_iou": 0.5, "scales": [1.0], "batch_size": 16},
         "seed": 0,
     }
@@ -372,6 +375,10 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
         stats.update(epoch=float(epoch), refine_active=float(refiner.active), n_updated=float(refiner.updated),
                      updated_per_seen=refiner.updated / max(refiner.seen, 1))
         stats.update(store.bin_stats(epoch))
+        every = int(tcfg.get("val_every", 0) or 0)
+        if every > 0 and val_recs and ((epoch + 1) % every == 0 or epoch + 1 == int(tcfg["epochs"])):
+            stats.update(_validation_point(model, val_recs, cfg["eval"], device))
+        stats["step"] = float((epoch + 1) * steps_per_epoch)
         history.append(stats)
         state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                  "store": store.state_dict(), "history": history}
@@ -407,6 +414,23 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
     if ckpt.exists():
         ckpt.unlink()
     return result
+
+
+def _validation_point(model: torch.nn.Module, val_recs: list, ecfg: Mapping[str, Any],
+                      device: torch.device) -> dict[str, float]:
+    """One point of the validation learning curve: count MAE on the validation images at the threshold that is
+    best for them (``val_mae``; the curve's y axis) and the threshold itself (``val_threshold``)."""
+    import time
+
+    t0 = time.perf_counter()
+    preds = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
+                          nms_iou=ecfg["nms_iou"], batch_size=int(ecfg["batch_size"]))
+    model.train()
+    gt = np.array([float(r.count) for r in val_recs])
+    thr = choose_threshold([p["scores"] for p in preds], gt.tolist())
+    counts = np.array([float((p["scores"] > thr).sum()) for p in preds])
+    return {"val_mae": float(np.mean(np.abs(counts - gt))), "val_threshold": float(thr),
+            "val_seconds": time.perf_counter() - t0}
 
 
 def load_detector(result: Mapping[str, Any], cfg: Mapping[str, Any],
