@@ -40,6 +40,8 @@ cells = [
      width = 32  # decoder fusion channels (paper: 256)
      up_width = 16  # channels of the full-resolution decoder blocks (paper: 256)
      skips = {"c2": 16, "stem": 8}  # decoder skips from the stride-4 / stride-2 stages (paper: none)
+     nms_candidates = [0.5, 0.3, 0.1]  # NMS IoUs tried on validation with the count threshold (paper: 0.5)
+     threads = 1  # intra-op threads of the training run (part of its config; deterministic at a given count)
      progress = False  # show training progress bars
      """),
     ("code", """
@@ -77,13 +79,14 @@ cells = [
                                              epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                                              backbone=backbone, pretrained=pretrained, width=width,
                                              up_width=up_width, skips=skips, seed=seed, val_every=val_every,
-                                             schedule=schedule)
+                                             schedule=schedule, threads=threads, nms_candidates=nms_candidates)
              res = sdnet.run_config(cfg, progress=progress)
              t1 = time.perf_counter()
              metrics, preds = sdnet.evaluate_points(res, cfg, test_records)
              timings[seed] = {"train_s": res["train_seconds"], "train images/s": res["images_per_s"],
                               "steps": res["history"][-1]["step"] if res["history"] else 0,
-                              "test_s": time.perf_counter() - t1, "count threshold (val)": res["count_threshold"]}
+                              "test_s": time.perf_counter() - t1, "count threshold (val)": res["count_threshold"],
+                              "NMS IoU (val)": res.get("nms_iou", float("nan")), "threads": threads}
              results[seed] = (res, cfg, metrics, preds)
          gt_counts = [r.count for r in test_records]
          train_mean = sdnet.mean_train_count(results[seeds[0]][0])

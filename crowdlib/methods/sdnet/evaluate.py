@@ -124,12 +124,14 @@ def size_errors(preds: Sequence[Mapping[str, np.ndarray]], records: Sequence[Any
 
 def predict_trained(result: Mapping[str, Any], cfg: Mapping[str, Any], records: Sequence[Any], *,
                     device: torch.device | str | None = None, progress: bool = False) -> list[dict[str, np.ndarray]]:
-    """Rebuild a trained run's detector and detect on ``records`` with the run's ``eval`` settings."""
+    """Rebuild a trained run's detector and detect on ``records`` with the run's ``eval`` settings (and the NMS IoU
+    the run chose on validation, when it chose one)."""
     cfg = merge_config(default_config(), cfg)
     model = load_detector(result, cfg, device)
     e = cfg["eval"]
     return predict_sdnet(model, records, device=next(model.parameters()).device, scales=e["scales"],
-                         min_score=e["min_score"], nms_iou=e["nms_iou"], batch_size=int(e["batch_size"]),
+                         min_score=e["min_score"], nms_iou=float(result.get("nms_iou", e["nms_iou"])),
+                         batch_size=int(e["batch_size"]),
                          progress=progress)
 
 

@@ -171,8 +171,9 @@ def default_config() -> dict[str, Any]:
                   "scale_range": [0.8, 1.25], "flip": True, "color_jitter": 0.1, "grayscale_p": 0.0,
                   "max_steps": None, "window": 5, "max_norm": 10.0, "schedule": "cosine", "warmup_steps": 20,
                   "bn_recalibrate_batches": 0, "val_every": 0},
-        "eval": {"min_score": 0.05, "nms_iou": 0.5, "scales": [1.0], "batch_size": 16},
+        "eval": {"min_score": 0.05, "nms_iou": 0.5, "nms_candidates": None, "scales": [1.0], "batch_size": 16},
         "seed": 0,
+        "threads": 1,
     }
 
 
@@ -301,9 +302,12 @@ def build_detector(cfg: Mapping[str, Any]) -> tuple[torch.nn.Module, torch.nn.Mo
     return build_model(dict(cfg["model"]))
 
 
-@fixed_threads()
 def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: str | None = None) -> dict[str, Any]:
     """Train one Crowd-SDNet configuration; return a checkpointable plain dict.
+
+    Runs under :class:`crowdlib.repro.fixed_threads` with ``cfg["threads"]`` intra-op threads (default 1; a run
+    that has the machine to itself, like notebook 13's, may take 2: the thread count is part of the config, so of
+    the cache key, and a run is deterministic at a given count).
 
     Every epoch ends with an atomic checkpoint (model, optimizer, store, history) under
     ``<cache>/sdnet_partial/<config_hash>.pt``; a call with the same config resumes from it and deletes it at the
@@ -315,6 +319,12 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
         ``{"model": state_dict, "store": PseudoBoxStore.state_dict(), "history": [per-epoch dict],
         "count_threshold": float, "val": {...}, "train_ids", "val_ids", "train_seconds", "images_per_s"}``.
     """
+    threads = int(merge_config(default_config(), cfg).get("threads", 1))
+    with fixed_threads(threads):
+        return _train_sdnet(cfg, progress, checkpoint_dir)
+
+
+def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | None) -> dict[str, Any]:
     import time
 
     from crowdlib.data.datasets import CrowdDataset, make_loader, split_train_val
@@ -391,17 +401,26 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
                        device, n_bn)
     ecfg = cfg["eval"]
     t0 = time.perf_counter()
-    val_preds = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
-                              nms_iou=ecfg["nms_iou"], batch_size=int(ecfg["batch_size"]))
-    thr = choose_threshold([p["scores"] for p in val_preds], [r.count for r in val_recs])
-    val_counts = np.array([float((p["scores"] > thr).sum()) for p in val_preds])
+    candidates = [float(v) for v in (ecfg.get("nms_candidates") or [ecfg["nms_iou"]])]
+    raw = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
+                        nms_iou=1.0 if len(candidates) > 1 else candidates[0], batch_size=int(ecfg["batch_size"]))
     val_gt = np.array([float(r.count) for r in val_recs])
+    best = None
+    for nms_iou in candidates:  # the counting threshold (and, with several candidates, the NMS IoU) on validation
+        val_preds = _apply_nms(raw, nms_iou) if len(candidates) > 1 else raw
+        t = choose_threshold([p["scores"] for p in val_preds], val_gt.tolist())
+        c = np.array([float((p["scores"] > t).sum()) for p in val_preds])
+        mae = float(np.mean(np.abs(c - val_gt))) if len(val_gt) else float("nan")
+        if best is None or mae < best[0]:
+            best = (mae, nms_iou, t, c)
+    _, chosen_nms, thr, val_counts = best
 
     result = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "store": store.state_dict(),
         "history": history,
         "count_threshold": float(thr),
+        "nms_iou": float(chosen_nms),
         "val": {"mae": float(np.mean(np.abs(val_counts - val_gt))) if len(val_gt) else float("nan"),
                 "n_images": len(val_recs),
                 "seconds": time.perf_counter() - t0},
@@ -414,6 +433,17 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
     if ckpt.exists():
         ckpt.unlink()
     return result
+
+
+def _apply_nms(preds: list, iou: float) -> list:
+    """Non-maximum suppression at ``iou`` applied to decoded detections (as :func:`predict_sdnet` returns them)."""
+    from crowdlib.decode import nms
+
+    out = []
+    for p in preds:
+        keep = nms(p["boxes"], p["scores"], iou) if len(p["scores"]) else np.zeros(0, dtype=np.int64)
+        out.append({k: v[keep] for k, v in p.items()})
+    return out
 
 
 def _validation_point(model: torch.nn.Module, val_recs: list, ecfg: Mapping[str, Any],
