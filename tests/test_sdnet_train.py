@@ -88,3 +88,18 @@ def test_lone_head_weight_reaches_the_size_loss() -> None:
         assert size == pytest.approx(0.1 * plain, rel=1e-5)
         no_scale = CSPLoss(crowd_aware=crowd_aware)(out, {k: v for k, v in t.items() if k != "size_scale"})
         assert no_scale["size"].item() == pytest.approx(plain, rel=1e-5)
+
+
+def test_validation_curve_keep_best_and_nms_choice(tmp_path: Path) -> None:
+    """``val_every`` logs a validation MAE per epoch, ``keep_best`` ends on the epoch with the lowest one, and the
+    NMS IoU is one of the validation candidates."""
+    import numpy as np
+
+    cfg = sdnet.merge_config(_cfg(), {"train": {"epochs": 3, "val_every": 1, "keep_best": True},
+                                      "eval": {"nms_candidates": [0.5, 0.1]}})
+    res = sdnet.train_sdnet(cfg, progress=False, checkpoint_dir=str(tmp_path))
+    maes = [h["val_mae"] for h in res["history"]]
+    assert len(maes) == 3 and all(np.isfinite(maes))
+    assert res["best_epoch"] == int(np.argmin(maes))
+    assert res["nms_iou"] in (0.5, 0.1)
+    assert [h["step"] for h in res["history"]] == [1.0, 2.0, 3.0]

@@ -32,14 +32,15 @@ cells = [
      epochs = 1  # training epochs of 90 steps at batch 4 (paper: 8k iterations at batch 12)
      max_steps = 2  # cap on steps per epoch, None for full epochs
      batch_size = 4  # paper: 12
-     lr = 0.0003  # Adam learning rate, one group for the whole network (paper: 7.5e-5 at batch 12 x 704 px)
+     lr = 0.001  # Adam learning rate, one group for the whole network (paper: 7.5e-5 at batch 12 x 704 px)
      schedule = "constant"  # learning-rate schedule after a 50-step warm-up (paper: constant)
-     val_every = 1  # epochs between points of the validation learning curve
+     val_every = 1  # epochs between points of the validation learning curve; the best point's weights are kept
      backbone = "mobilenet_v2"  # paper: ResNet-50 with dilated stage 5
      pretrained = True  # ImageNet weights from the offline cache (paper: ImageNet)
      width = 32  # decoder fusion channels (paper: 256)
      up_width = 16  # channels of the full-resolution decoder blocks (paper: 256)
      skips = {"c2": 16, "stem": 8}  # decoder skips from the stride-4 / stride-2 stages (paper: none)
+     size_norm = "alpha"  # crowdedness-aware size loss / sum of alpha (authors' code), or "objects" (Eq. 6)
      nms_candidates = [0.5, 0.3, 0.1]  # NMS IoUs tried on validation with the count threshold (paper: 0.5)
      threads = 1  # intra-op threads of the training run (part of its config; deterministic at a given count)
      progress = False  # show training progress bars
@@ -79,7 +80,8 @@ cells = [
                                              epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
                                              backbone=backbone, pretrained=pretrained, width=width,
                                              up_width=up_width, skips=skips, seed=seed, val_every=val_every,
-                                             schedule=schedule, threads=threads, nms_candidates=nms_candidates)
+                                             schedule=schedule, threads=threads, nms_candidates=nms_candidates,
+                                             size_norm=size_norm)
              res = sdnet.run_config(cfg, progress=progress)
              t1 = time.perf_counter()
              metrics, preds = sdnet.evaluate_points(res, cfg, test_records)

@@ -442,20 +442,24 @@ def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = Non
                         pretrained: bool = True, width: int = 32, up_width: int | None = 16,
                         skips: Mapping[str, int] | None = None, seed: int = 0, val_fraction: float = 0.1,
                         val_every: int = 0, warmup_steps: int = 50, schedule: str = "cosine", threads: int = 1,
-                        nms_candidates: Sequence[float] | None = (0.5, 0.3, 0.1)) -> dict[str, Any]:
+                        nms_candidates: Sequence[float] | None = (0.5, 0.3, 0.1),
+                        size_norm: str = "alpha", keep_best: bool = True) -> dict[str, Any]:
     """Run config for ShanghaiTech ``part`` train (validation carved from train, ``val_fraction`` as the paper's
     10%). Images are trained at ``input_scale`` (scale jitter +-20% around it) on ``crop`` crops and tested at the
     same scale; LUDA uses the authors' SHA/SHB parameters (:data:`crowdlib.targets.pseudo_sizes.LUDA_PRESETS`).
     One Adam group over the whole network as in the paper (``lr``; the paper's 7.5e-5), ``val_every`` epochs a
     point of the validation learning curve (count MAE). The counting threshold and, among ``nms_candidates``, the
-    NMS IoU are chosen on validation (``None``: the paper's 0.5 only); ``threads`` intra-op threads."""
+    NMS IoU are chosen on validation (``None``: the paper's 0.5 only); ``threads`` intra-op threads; ``size_norm``
+    the crowdedness-aware size loss's normaliser (``"alpha"``: sum of alpha, authors' code; ``"objects"``: Eq. 6);
+    ``keep_best``: end with the weights of the validation point with the lowest MAE (one choice per
+    ``val_every`` epochs, all on validation)."""
     from crowdlib.targets.pseudo_sizes import LUDA_PRESETS
 
     preset = dict(LUDA_PRESETS["SHB" if part == "B" else "SHA"])
     cap = preset.get("max_weight")
     model = {"backbone": backbone, "pretrained": bool(pretrained), "width": int(width),
              "up_width": None if up_width is None else int(up_width),
-             "loss": {"alpha_cap": None if cap is None else float(cap)}}
+             "loss": {"alpha_cap": None if cap is None else float(cap), "size_norm": str(size_norm)}}
     if skips:
         model["skips"] = {str(k): int(v) for k, v in skips.items()}
     return merge_config(default_config(), {
@@ -466,7 +470,8 @@ def shanghaitech_config(root: str, *, part: str = "B", n_train: int | None = Non
         "train": {"epochs": int(epochs), "max_steps": None if max_steps is None else int(max_steps),
                   "batch_size": int(batch_size), "lr": float(lr), "crop": int(crop),
                   "scale_range": [0.8 * input_scale, 1.2 * input_scale], "color_jitter": 0.0,
-                  "val_every": int(val_every), "warmup_steps": int(warmup_steps), "schedule": str(schedule)},
+                  "val_every": int(val_every), "warmup_steps": int(warmup_steps), "schedule": str(schedule),
+                  "keep_best": bool(keep_best) and int(val_every) > 0},
         "eval": {"scales": [float(input_scale)], "batch_size": 2,
                  "nms_candidates": None if nms_candidates is None else [float(v) for v in nms_candidates]},
         "seed": int(seed),

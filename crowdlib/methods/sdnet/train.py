@@ -170,7 +170,7 @@ def default_config() -> dict[str, Any]:
         "train": {"epochs": 8, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "crop": 128,
                   "scale_range": [0.8, 1.25], "flip": True, "color_jitter": 0.1, "grayscale_p": 0.0,
                   "max_steps": None, "window": 5, "max_norm": 10.0, "schedule": "cosine", "warmup_steps": 20,
-                  "bn_recalibrate_batches": 0, "val_every": 0},
+                  "bn_recalibrate_batches": 0, "val_every": 0, "keep_best": False},
         "eval": {"min_score": 0.05, "nms_iou": 0.5, "nms_candidates": None, "scales": [1.0], "batch_size": 16},
         "seed": 0,
         "threads": 1,
@@ -361,6 +361,7 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
                       search_radius=int(rcfg["search_radius"]))
     history: list[dict[str, float]] = []
     start = 0
+    best: dict[str, Any] | None = None  # with train.keep_best: the weights of the best validation point so far
     ckpt = _checkpoint_path(cfg, checkpoint_dir)
     if ckpt.exists():
         state = load_checkpoint(ckpt)
@@ -372,6 +373,7 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
         store.__dict__.update(restored.__dict__)  # the dataset's target builder and the refiner keep this object
         history = list(state["history"])
         start = int(state["epoch"]) + 1
+        best = state.get("best")
     for epoch in range(start, int(tcfg["epochs"])):
         refiner.epoch = epoch
         refiner.active = bool(rcfg["enabled"]) and epoch >= int(rcfg["warmup_epochs"])
@@ -388,13 +390,20 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
         every = int(tcfg.get("val_every", 0) or 0)
         if every > 0 and val_recs and ((epoch + 1) % every == 0 or epoch + 1 == int(tcfg["epochs"])):
             stats.update(_validation_point(model, val_recs, cfg["eval"], device))
+            if tcfg.get("keep_best") and (best is None or stats["val_mae"] < best["val_mae"]):
+                best = {"val_mae": stats["val_mae"], "epoch": epoch,
+                        "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         stats["step"] = float((epoch + 1) * steps_per_epoch)
         history.append(stats)
         state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                  "store": store.state_dict(), "history": history}
+        if best is not None:
+            state["best"] = best
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
         save_checkpoint(ckpt, state)
+    if best is not None:  # train.keep_best: the epoch with the lowest validation MAE, not the last one
+        model.load_state_dict(best["model"])
     n_bn = int(tcfg.get("bn_recalibrate_batches", 0))
     if n_bn > 0:
         recalibrate_bn(model, make_loader(dataset, int(tcfg["batch_size"]), shuffle=True, seed=seed * 100003 + 99991),
@@ -405,15 +414,15 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
     raw = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
                         nms_iou=1.0 if len(candidates) > 1 else candidates[0], batch_size=int(ecfg["batch_size"]))
     val_gt = np.array([float(r.count) for r in val_recs])
-    best = None
+    pick = None
     for nms_iou in candidates:  # the counting threshold (and, with several candidates, the NMS IoU) on validation
         val_preds = _apply_nms(raw, nms_iou) if len(candidates) > 1 else raw
         t = choose_threshold([p["scores"] for p in val_preds], val_gt.tolist())
         c = np.array([float((p["scores"] > t).sum()) for p in val_preds])
         mae = float(np.mean(np.abs(c - val_gt))) if len(val_gt) else float("nan")
-        if best is None or mae < best[0]:
-            best = (mae, nms_iou, t, c)
-    _, chosen_nms, thr, val_counts = best
+        if pick is None or mae < pick[0]:
+            pick = (mae, nms_iou, t, c)
+    _, chosen_nms, thr, val_counts = pick
 
     result = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -421,6 +430,7 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
         "history": history,
         "count_threshold": float(thr),
         "nms_iou": float(chosen_nms),
+        "best_epoch": None if best is None else int(best["epoch"]),
         "val": {"mae": float(np.mean(np.abs(val_counts - val_gt))) if len(val_gt) else float("nan"),
                 "n_images": len(val_recs),
                 "seconds": time.perf_counter() - t0},
