@@ -17,9 +17,12 @@ larger than any image plus the largest radius, so no cross-image pair is within 
 (heads grouped by radius octave, each group queried at its largest radius) give all candidate pairs within each
 head's larger sigma, exact float64 distances
 are recomputed from the unshifted coordinates and filtered by each head's own sigma, and
-``scipy.sparse.csgraph.maximum_bipartite_matching`` (Hopcroft-Karp) matches the whole block-diagonal graph at
-once. Any maximum matching has the same TP/FP/FN totals; which heads are matched (hence per-level recall) may
-differ slightly from the reference's depth-first search order (about 1e-3 on NWPU val).
+:func:`reference_matching` finds the SAME maximum matching as the reference evaluator: for each prediction in
+file order, a depth-first augmenting-path search over its candidate heads in index order (Kuhn's algorithm, the
+reference's ``hungarian``). Any maximum matching has the same TP/FP/FN totals, but which heads are matched (hence
+per-level recall) depends on that order. The graph is split into connected components first: a component with
+one prediction matches its lowest-index head, one with a single head gives it to its first prediction (what
+the search does there), and only the others run the search, iteratively (no recursion limit).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.csgraph import connected_components
 
 from crowdlib.metrics._pairs import as_points as _as_points
 from crowdlib.metrics._pairs import candidate_pairs as _candidate_pairs
@@ -43,6 +46,7 @@ __all__ = [
     "nwpu_evaluate_files",
     "match_within_radius",
     "localization_prf",
+    "reference_matching",
 ]
 
 SIGMA_NAMES = ("sigma_s", "sigma_l")
@@ -52,14 +56,73 @@ def _ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den > 0 else 0.0
 
 
-def _max_matching(gi: np.ndarray, pj: np.ndarray, n_gt: int, n_pred: int) -> np.ndarray:
-    """Maximum-cardinality matching; returns, per gt, the matched pred index or -1."""
-    if n_gt == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(gi) == 0 or n_pred == 0:
-        return np.full(n_gt, -1, dtype=np.int64)
-    graph = sp.csr_matrix((np.ones(len(gi), dtype=np.int8), (gi, pj)), shape=(n_gt, n_pred))
-    return np.asarray(maximum_bipartite_matching(graph, perm_type="column"), dtype=np.int64)
+def _kuhn(order: np.ndarray, start: np.ndarray, adj: np.ndarray, match_gt: np.ndarray) -> None:
+    """The reference's search for the predictions ``order`` (ascending): ``dfs(u)`` tries u's heads in index
+    order; an unvisited head that is free, or whose prediction can be re-matched recursively, takes u. Written
+    with an explicit stack (same visiting order as the recursion); updates ``match_gt`` in place."""
+    visited = np.full(len(match_gt), -1, dtype=np.int64)  # round stamp per head: "vis" reset for each prediction
+    ptr = start.copy()
+    chosen = np.full(len(start) - 1, -1, dtype=np.int64)
+    for a in order.tolist():
+        ptr[a] = start[a]
+        stack = [a]
+        while stack:
+            u = stack[-1]
+            end = start[u + 1]
+            pushed = False
+            while ptr[u] < end:
+                v = int(adj[ptr[u]])
+                ptr[u] += 1
+                if visited[v] == a:
+                    continue
+                visited[v] = a
+                chosen[u] = v
+                w = int(match_gt[v])
+                if w < 0:  # augmenting path found: every frame takes the head it was trying
+                    for f in stack:
+                        match_gt[chosen[f]] = f
+                    stack = []
+                else:
+                    ptr[w] = start[w]
+                    stack.append(w)
+                pushed = True
+                break
+            if not pushed:
+                stack.pop()  # dfs(u) failed: the caller tries its next head
+
+
+def reference_matching(gi: np.ndarray, pj: np.ndarray, n_gt: int, n_pred: int) -> np.ndarray:
+    """The NWPU reference evaluator's maximum matching of candidate pairs ``(gi[k], pj[k])``; returns, per head,
+    the matched prediction or -1 (see the module docstring for the order and the component shortcuts)."""
+    match_gt = np.full(n_gt, -1, dtype=np.int64)
+    if n_gt == 0 or n_pred == 0 or len(gi) == 0:
+        return match_gt
+    gi = np.asarray(gi, dtype=np.int64)
+    pj = np.asarray(pj, dtype=np.int64)
+    order = np.lexsort((gi, pj))  # adjacency of each prediction: heads in index order
+    gi, pj = gi[order], pj[order]
+    start = np.zeros(n_pred + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pj, minlength=n_pred), out=start[1:])
+    graph = sp.coo_matrix((np.ones(len(gi), dtype=np.int8), (gi, n_gt + pj)), shape=(n_gt + n_pred,) * 2)
+    _, comp = connected_components(graph, directed=False)
+    comp_g, comp_p = comp[:n_gt], comp[n_gt:]
+    deg_p = np.diff(start)
+    n_c = int(comp.max()) + 1
+    preds_in = np.bincount(comp_p[deg_p > 0], minlength=n_c)
+    heads_in = np.bincount(comp_g, minlength=n_c)
+    # one prediction: it takes its lowest-index head (the first it tries, free)
+    single_p = np.nonzero((deg_p > 0) & (preds_in[comp_p] == 1))[0]
+    match_gt[gi[start[single_p]]] = single_p
+    # one head, several predictions: the first prediction takes it, the others find no augmenting path
+    rest = np.nonzero((deg_p > 0) & (preds_in[comp_p] > 1))[0]
+    single_g = rest[heads_in[comp_p[rest]] == 1]
+    if len(single_g):
+        _, first = np.unique(comp_p[single_g], return_index=True)  # single_g ascending: first per component
+        match_gt[gi[start[single_g[first]]]] = single_g[first]
+    hard = rest[heads_in[comp_p[rest]] > 1]
+    if len(hard):
+        _kuhn(hard, start, gi, match_gt)
+    return match_gt
 
 
 def match_within_radius(
@@ -81,7 +144,7 @@ def match_within_radius(
     if np.any(r < 0):
         raise ValueError("match_within_radius: radius must be >= 0")
     gi, pj, _, *_ = _candidate_pairs([p], [g], r)
-    g2p = _max_matching(gi, pj, len(g), len(p))
+    g2p = reference_matching(gi, pj, len(g), len(p))
     p2g = np.full(len(p), -1, dtype=np.int64)
     hit = g2p >= 0
     p2g[g2p[hit]] = np.nonzero(hit)[0]
@@ -228,7 +291,7 @@ def nwpu_evaluate(
     scores = {}
     for col, name in enumerate(SIGMA_NAMES):
         keep = dist <= sig_all[gi, col]
-        g2p = _max_matching(gi[keep], pj[keep], len(g_all), len(p_all))
+        g2p = reference_matching(gi[keep], pj[keep], len(g_all), len(p_all))
         matched = g2p >= 0
         per_image_tp = np.bincount(g_img[matched], minlength=n)
         tp = int(matched.sum())
@@ -289,7 +352,7 @@ def localization_prf(
     p = [_as_points(x, f"preds[{i}]") for i, x in enumerate(preds)]
     g = [_as_points(x, f"gts[{i}]") for i, x in enumerate(gts)]
     gi, pj, _, g_all, p_all, *_ = _candidate_pairs(p, g, float(radius))
-    tp = int((_max_matching(gi, pj, len(g_all), len(p_all)) >= 0).sum())
+    tp = int((reference_matching(gi, pj, len(g_all), len(p_all)) >= 0).sum())
     fp, fn = len(p_all) - tp, len(g_all) - tp
     prec, rec = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     return {"precision": prec, "recall": rec, "f1": _ratio(2 * prec * rec, prec + rec), "tp": tp, "fp": fp, "fn": fn}
