@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from crowdlib.data.records import CrowdRecord
+from crowdlib.data.records import CrowdRecord, ImageReadError
 
 _LAZY = {
     "crowdlib.data.datasets": ("CrowdDataset", "IndexedSource", "collate_crowd", "denormalize", "make_loader",
@@ -23,7 +23,7 @@ _LAZY = {
 }
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
-__all__ = ["CrowdRecord", *_WHERE]
+__all__ = ["CrowdRecord", "ImageReadError", *_WHERE]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,14 @@ from typing import Any
 import numpy as np
 
 
+class ImageReadError(ValueError):
+    """An image file that cannot be read or decoded; the message names the file (``path`` holds it)."""
+
+    def __init__(self, path: Any, reason: str) -> None:
+        super().__init__(f"{path}: cannot read image ({reason})")
+        self.path = path
+
+
 @dataclass
 class CrowdRecord:
     """One annotated image.
@@ -83,5 +91,5 @@ class CrowdRecord:
             with Image.open(self.image_path) as im:
                 arr = np.asarray(im.convert("RGB"))
         except (OSError, UnidentifiedImageError) as exc:
-            raise ValueError(f"{self.image_path}: cannot decode image ({exc})") from exc
+            raise ImageReadError(self.image_path, str(exc)) from exc
         return arr
