@@ -29,6 +29,8 @@ points are ``(x, y)`` float32, boxes ``(x1, y1, x2, y2)`` float32 with ``x2, y2`
 """
 from __future__ import annotations
 
+import os
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -467,7 +469,8 @@ def _save_npz(path: Path, rec: CrowdRecord) -> None:
     arrays = {"image": rec.image, "points": rec.points, "boxes": rec.boxes}
     for k, v in rec.meta.items():
         arrays["meta__" + k] = np.asarray(v)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    # a name of this process's own: parallel study workers may render the same scene at the same moment
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
 

@@ -209,12 +209,13 @@ def load_records(data: Mapping[str, Any]) -> list:
     """
     src = data.get("source")
     if src == "synthetic":
+        from crowdlib import paths
         from crowdlib.data.synthetic import SyntheticCrowds
 
         recs: list = []
-        for name, n in data["presets"]:
+        for name, n in data["presets"]:  # rendered once per machine: every training process reads the .npz cache
             recs.extend(SyntheticCrowds(name, int(n), seed=int(data.get("seed", 0)), height=data.get("height"),
-                                        width=data.get("width")))
+                                        width=data.get("width"), cache_dir=paths.cache_dir() / "synthetic"))
         return recs
     if src == "widerface":
         from pathlib import Path
