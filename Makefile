@@ -13,6 +13,8 @@ LOCK ?= requirements-lock.txt
 JOBS ?= 1
 # worker processes that train a study's runs, one thread each (empty: one per CPU core; see crowdlib.study)
 STUDY_JOBS ?=
+# 1: let `make reproduce` write reports/ from a tree with uncommitted changes (the reports then say so)
+ALLOW_DIRTY ?=
 ifneq ($(STUDY_JOBS),)
 export CROWDLIB_STUDY_JOBS := $(STUDY_JOBS)
 endif
@@ -46,7 +48,7 @@ $(KERNEL): $(STAMP)
 	@touch $@
 
 reproduce: setup  ## run notebooks NN_* (not 9x) with params/$(PROFILE) into reports/ (JOBS=N: N paper groups at once)
-	$(PY) tools/reproduce.py --profile $(PROFILE) --out reports --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))
+	$(PY) tools/reproduce.py --profile $(PROFILE) --out reports --timeout $(TIMEOUT) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY)) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 smoke: setup  ## the same with PROFILE=smoke into a scratch folder (.smoke-reports/)
 	$(PY) tools/reproduce.py --profile smoke --out .smoke-reports --timeout 600 --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from crowdlib import paths
-from crowdlib.repro import Claim, Row, build_results, provenance
+from crowdlib.repro import Claim, Row, build_results, cache_uses, provenance
 
 __all__ = ["Reporter", "results_table", "claims_table", "claim_reading", "to_markdown", "format_mean_std"]
 
@@ -130,9 +130,10 @@ class Reporter:
         return pd.DataFrame()
 
     def provenance(self) -> dict[str, Any]:
-        """Write ``provenance.json`` (with the profile and wall time so far) and return it."""
+        """Write ``provenance.json`` (with the profile, wall time so far and every cached model the notebook used:
+        cache key, trained now or loaded, and the git SHA / torch version that trained it) and return it."""
         info = provenance()
         info.update(notebook=self.notebook, profile=self.profile, seeds=self.seeds,
-                    wall_time_s=round(time.time() - self.start, 2))
+                    wall_time_s=round(time.time() - self.start, 2), models=cache_uses())
         (self.dir / "provenance.json").write_text(json.dumps(info, indent=2, default=str))
         return info

@@ -9,7 +9,8 @@ results/claims record every reproducing notebook writes.
   ``torch.load(weights_only=True)``: checkpoints hold plain containers of tensors, numbers and strings, and a
   truncated or foreign file raises :class:`CheckpointError` instead of being silently retrained over.
 - ``get_or_train(cfg, train_fn, name=...)`` caches ``train_fn(cfg)``'s returned dict under
-  ``$CROWDLIB_CACHE/<name>/<config_hash>.pt``.
+  ``$CROWDLIB_CACHE/<name>/<config_hash>-<code_version>.pt`` (the code version hashes the method's training
+  source files, so changed training code retrains) and logs every use for the provenance records.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ __all__ = [
     "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "config_hash", "provenance", "lock_status",
     "git_info",
     "CheckpointError", "save_checkpoint", "load_checkpoint", "get_or_train",
-    "cache_path", "Row", "Claim", "STATES", "gap_and_se", "claim_state", "evaluate_claims", "build_results",
+    "cache_path", "code_version", "cache_uses", "CODE_SOURCES", "Row", "Claim", "STATES", "gap_and_se",
+    "claim_state", "evaluate_claims", "build_results",
     "rows_from_doc", "check_results",
 ]
 
@@ -137,7 +139,8 @@ def config_hash(cfg: Mapping[str, Any], length: int = 12) -> str:
 def git_info(root: Path | None = None) -> dict[str, Any]:
     """``{"git_sha": ..., "git_dirty": ...}`` of the project checkout (``None`` values outside a git checkout).
 
-    ``git_dirty`` is True when tracked files outside ``reports/`` differ from the commit."""
+    ``git_dirty`` is True when tracked files outside ``reports/`` differ from the commit; ``git_diff_sha256`` is
+    then the SHA-256 of that diff (``None`` on a clean tree)."""
     root = root or paths.project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -146,9 +149,14 @@ def git_info(root: Path | None = None) -> dict[str, Any]:
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
                                      ":(exclude)reports"], cwd=root, capture_output=True, text=True, timeout=10,
                                     check=True).stdout.strip())
+        diff_hash = None
+        if dirty:  # what the uncommitted changes were, as a hash of their diff (reports/ excluded)
+            diff = subprocess.run(["git", "diff", "HEAD", "--", ".", ":(exclude)reports"], cwd=root,
+                                  capture_output=True, timeout=30, check=True).stdout
+            diff_hash = hashlib.sha256(diff).hexdigest()
     except (OSError, subprocess.SubprocessError):
-        return {"git_sha": None, "git_dirty": None}
-    return {"git_sha": sha, "git_dirty": dirty}
+        return {"git_sha": None, "git_dirty": None, "git_diff_sha256": None}
+    return {"git_sha": sha, "git_dirty": dirty, "git_diff_sha256": diff_hash}
 
 
 def _version(mod: str) -> str | None:
@@ -271,10 +279,48 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return data["payload"]
 
 
+#: The source files (globs relative to the ``crowdlib`` package) whose content decides what a cached run of each
+#: method contains; their hash is part of the cache key (:func:`code_version`). Other cache names use the whole
+#: package.
+CODE_SOURCES: dict[str, tuple[str, ...]] = {
+    "sdnet": ("methods/sdnet/*.py", "models/csp.py", "models/backbones.py", "losses/csp.py", "losses/base.py",
+              "targets/csp.py", "targets/pseudo_sizes.py", "data/*.py", "engine.py", "decode.py", "repro.py"),
+    "iim": ("methods/iim/*.py", "models/iim.py", "models/baselines.py", "models/backbones.py", "losses/*.py",
+            "targets/*.py", "data/*.py", "engine.py", "decode.py", "repro.py"),
+}
+_CODE_VERSIONS: dict[str, str] = {}
+
+
+def code_version(name: str) -> str:
+    """A 10-hex-digit hash of the training code of cache ``name`` (:data:`CODE_SOURCES`): file names and bytes.
+
+    Part of every cache key, so that changed training code retrains instead of silently reusing a model made by
+    other code (computed once per process)."""
+    if name not in _CODE_VERSIONS:
+        pkg = Path(__file__).resolve().parent
+        files = sorted({f for g in CODE_SOURCES.get(name, ("**/*.py",)) for f in pkg.glob(g) if f.is_file()})
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        _CODE_VERSIONS[name] = h.hexdigest()[:10]
+    return _CODE_VERSIONS[name]
+
+
+#: Every cached model this process used (:func:`get_or_train`), for the notebooks' provenance records.
+_CACHE_USES: list[dict[str, Any]] = []
+
+
+def cache_uses() -> list[dict[str, Any]]:
+    """The cached models this process used so far: cache name, key, whether it was trained now or loaded, and
+    the git SHA, torch version and time of the training that made it (one entry per distinct key)."""
+    return [dict(u) for u in _CACHE_USES]
+
+
 def cache_path(cfg: Mapping[str, Any], name: str, cache_dir: str | Path | None = None) -> Path:
-    """Where :func:`get_or_train` keeps the result of ``cfg`` under ``name`` (the file may not exist yet)."""
+    """Where :func:`get_or_train` keeps the result of ``cfg`` under ``name`` (the file may not exist yet):
+    ``<cache>/<name>/<config_hash(cfg)>-<code_version(name)>.pt``."""
     base = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    return base / name / f"{config_hash(cfg)}.pt"
+    return base / name / f"{config_hash(cfg)}-{code_version(name)}.pt"
 
 
 def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str, Any]], *, name: str,
@@ -286,18 +332,29 @@ def get_or_train(cfg: Mapping[str, Any], train_fn: Callable[[dict], Mapping[str,
     it stored beside the result. A corrupt cache file raises :class:`CheckpointError` (never a silent retrain);
     pass ``retrain=True`` to overwrite it.
 
-    The key is the configuration alone, so that unrelated code edits do not throw away trained models. A change
-    to training code that alters what a configuration produces must therefore also change the configuration
-    (e.g. a ``"version"`` entry in the method's config), or the cache must be cleared (``make clean``).
+    The key is the configuration and :func:`code_version` of ``name``: editing the method's training code
+    retrains, editing other code does not. Each use is logged for :func:`cache_uses`.
     """
     path = cache_path(cfg, name, cache_dir)
     if path.exists() and not retrain:
         data = load_checkpoint(path)
+        _log_use(name, path, "loaded", data)
         return dict(data["result"])
     result = dict(train_fn(dict(cfg)))
-    save_checkpoint(path, {"config": json.loads(json.dumps(_canonical(cfg))), "result": result,
-                           "git_sha": git_info()["git_sha"] or ""})
+    record = {"config": json.loads(json.dumps(_canonical(cfg))), "result": result,
+              "git_sha": git_info()["git_sha"] or "", "torch": str(torch.__version__),
+              "trained_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    save_checkpoint(path, record)
+    _log_use(name, path, "trained", record)
     return result
+
+
+def _log_use(name: str, path: Path, how: str, data: Mapping[str, Any]) -> None:
+    key = path.stem
+    if any(u["name"] == name and u["key"] == key for u in _CACHE_USES):
+        return
+    _CACHE_USES.append({"name": name, "key": key, "how": how, "trained_git_sha": data.get("git_sha") or None,
+                        "trained_torch": data.get("torch"), "trained_utc": data.get("trained_utc")})
 
 
 # --------------------------------------------------------------------------- results and claims

@@ -56,6 +56,18 @@ def git_sha() -> str | None:
         return None
 
 
+def tree_dirty() -> bool | None:
+    """Whether tracked files outside ``reports/`` differ from HEAD (``None`` outside a git checkout)."""
+    import subprocess
+
+    try:
+        return bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                    ":(exclude)reports"], cwd=ROOT, capture_output=True, text=True,
+                                   check=True).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dict:
     import papermill as pm
     import yaml
@@ -83,7 +95,8 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dic
     (out / stem).mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     record = {"notebook": stem, "profile": profile, "params_file": str(params_file.relative_to(ROOT)) if params_file
-              else None, "git_sha": git_sha(), "input_hash": digest, "failed_cell": None, "error": None}
+              else None, "git_sha": git_sha(), "git_dirty": tree_dirty(), "input_hash": digest, "failed_cell": None,
+              "error": None}
     try:
         pm.execute_notebook(str(nb), str(out_nb), parameters=params, kernel_name="crowdlib",
                             execution_timeout=timeout, cwd=str(nb.parent), progress_bar=False, log_output=False)
@@ -129,7 +142,7 @@ def write_readme(out: Path) -> Path:
         tables = sorted(p.name for p in run.parent.glob("*.md"))
         links = ", ".join(f"[{t[:-3]}]({stem}/{t})" for t in tables) or "-"
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}** (cell {r.get('failed_cell')})"
-        sha = (r.get("git_sha") or "")[:10]
+        sha = (r.get("git_sha") or "")[:10] + (" (dirty tree)" if r.get("git_dirty") else "")
         lines.append(f"| [{stem}]({stem}.ipynb) | {status} | {r['wall_time_s']:.0f} s | {r['profile']} | {sha} | {links} |")
         res = run.parent / "results.json"
         if res.is_file():
@@ -187,7 +200,8 @@ def run_groups(nbs: list[Path], groups: list[str], out: Path, args: argparse.Nam
     def one(group: str) -> tuple[str, int]:
         stems = [nb.stem for nb in nbs if nb.name[0] == group]
         cmd = [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile, "--out", str(out),
-               "--timeout", str(args.timeout), "--no-readme", "--only", *stems] + (["--force"] if args.force else [])
+               "--timeout", str(args.timeout), "--no-readme", "--only", *stems] + (["--force"] if args.force else []) \
+            + (["--allow-dirty"] if args.allow_dirty else [])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -211,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1,
                     help="run the paper groups (00-01, 10-13, 20-23, ...) in this many processes at once; notebooks "
                          "of one group share cached runs and stay sequential (default 1)")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="write into reports/ even though tracked files outside reports/ have uncommitted changes "
+                         "(the reports then say so); by default that is refused, so that committed reports come "
+                         "from committed code")
     ap.add_argument("--no-readme", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.jobs < 1:
@@ -218,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (ROOT / "params" / args.profile).is_dir():
         ap.error(f"unknown profile {args.profile!r}: no folder params/{args.profile}")
     out = (ROOT / args.out) if not os.path.isabs(args.out) else Path(args.out)
+    if (not args.readme_only and out.resolve() == (ROOT / "reports").resolve() and tree_dirty()
+            and not args.allow_dirty):
+        ap.error("the tree has uncommitted changes outside reports/ (git status); commit them first, or pass "
+                 "--allow-dirty (make reproduce ALLOW_DIRTY=1) and the reports will say they came from a dirty tree")
     out.mkdir(parents=True, exist_ok=True)
     failed = []
     if not args.readme_only:
