@@ -104,6 +104,19 @@ def _check_grid(settings: Sequence[str], seeds: Sequence[int]) -> tuple[list[str
     return names, seeds
 
 
+def _progress_file_line(line: str) -> None:
+    """Append a progress line to ``$CROWDLIB_PROGRESS_FILE`` when set: ``make reproduce`` streams that file while
+    a notebook runs, so long studies show their progress outside the notebook too."""
+    path = os.environ.get("CROWDLIB_PROGRESS_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+    except OSError:  # progress is a courtesy: never fail a study over it
+        pass
+
+
 def default_jobs() -> int:
     """Worker processes of a study: ``$CROWDLIB_STUDY_JOBS`` when set, else the CPU cores this process may use."""
     from crowdlib.device import positive_int_env
@@ -188,7 +201,9 @@ def run_study(settings: Sequence[str], seeds: Sequence[int], *,
 
     def say(msg: str) -> None:
         if log:
-            print(f"[study {label}] {msg}", flush=True)
+            line = f"[study {label}] {msg}"
+            print(line, flush=True)
+            _progress_file_line(line)
 
     note = ""
     if jobs > 1 and len(pending) > 1:

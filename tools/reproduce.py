@@ -90,6 +90,54 @@ def _ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
+class _ProgressTail:
+    """Stream a notebook's progress lines while it runs: the kernel inherits ``CROWDLIB_PROGRESS_FILE`` and the
+    study runner appends one line per run there (:mod:`crowdlib.study`); a thread prints new lines as
+    ``      <notebook> | <line>``."""
+
+    def __init__(self, stem: str) -> None:
+        import tempfile
+        import threading
+
+        fd, self.path = tempfile.mkstemp(prefix=f"crowdlib-progress-{stem}-", suffix=".log")
+        os.close(fd)
+        os.environ["CROWDLIB_PROGRESS_FILE"] = self.path
+        self.stem = stem
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with open(self.path, encoding="utf-8") as fh:
+            while True:
+                line = fh.readline()
+                if line:
+                    print(f"      {self.stem} | {line.rstrip()}", flush=True)
+                elif self._stop.wait(0.5):
+                    for rest in fh:
+                        print(f"      {self.stem} | {rest.rstrip()}", flush=True)
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        os.environ.pop("CROWDLIB_PROGRESS_FILE", None)
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def _claim_states(results: Path) -> dict[str, int] | None:
+    """``{state: number of claims}`` of a notebook's ``results.json`` (``None`` when it wrote none)."""
+    if not results.is_file():
+        return None
+    counts: dict[str, int] = {}
+    for c in json.loads(results.read_text()).get("claims", []):
+        counts[c.get("state") or "?"] = counts.get(c.get("state") or "?", 0) + 1
+    return counts
+
+
 def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dict:
     import papermill as pm
     import yaml
@@ -119,6 +167,7 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dic
     record = {"notebook": stem, "profile": profile, "params_file": str(params_file.relative_to(ROOT)) if params_file
               else None, "git_sha": git_sha(), "git_dirty": tree_dirty(), "input_hash": digest, "failed_cell": None,
               "error": None}
+    progress = _ProgressTail(stem)
     try:
         pm.execute_notebook(str(nb), str(out_nb), parameters=params, kernel_name="crowdlib",
                             execution_timeout=timeout, cwd=str(nb.parent), progress_bar=False, log_output=False,
@@ -128,11 +177,17 @@ def run_one(nb: Path, out: Path, profile: str, timeout: int, force: bool) -> dic
         record.update(status="failed", failed_cell=exc.exec_count, error=f"{exc.ename}: {exc.evalue}"[:500])
     except Exception as exc:  # noqa: BLE001 - a kernel death or timeout must not stop the other notebooks
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        progress.stop()
     record["wall_time_s"] = round(time.time() - t0, 1)
+    record["claims"] = _claim_states(out / stem / "results.json")
     (out / stem / "run.json").write_text(json.dumps(record, indent=2))
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(record, indent=2))
     msg = f"[{record['status']:>4}] {stem} in {record['wall_time_s']:.0f}s"
+    if record["claims"]:
+        msg += " | claims: " + ", ".join(f"{record['claims'].get(k, 0)} {k}" for k in ("reproduced", "inconclusive",
+                                                                                      "contradicted"))
     if record["status"] != "ok":
         msg += f" -- failing cell: execution count {record['failed_cell']} ({record['error']})"
     print(msg, flush=True)
@@ -254,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                          "from committed code")
     ap.add_argument("--no-readme", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    t_start = time.time()
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     if not (ROOT / "params" / args.profile).is_dir():
@@ -282,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed else 0
     readme = write_readme(out)
     print(f"wrote {readme}")
+    if not args.readme_only:
+        total = {k: 0 for k in ("reproduced", "inconclusive", "contradicted")}
+        for run in out.glob("[0-9][0-9]_*/results.json"):
+            for k, v in (_claim_states(run) or {}).items():
+                total[k] = total.get(k, 0) + v
+        print(f"total wall time {time.time() - t_start:.0f} s; scorecard over {out.name}/: "
+              + ", ".join(f"{v} {k}" for k, v in total.items()))
     if failed:
         print("FAILED notebooks:\n  " + "\n  ".join(failed), file=sys.stderr)
         return 1
