@@ -252,7 +252,7 @@ def write_readme(out: Path) -> Path:
             rb = _row(doc["rows"], c["better"], c["metric"], c.get("table"))
             rw = _row(doc["rows"], c["worse"], c["metric"], c.get("table"))
             pb, pw = rb.get("paper"), rw.get("paper")
-            gap = "n/a" if c.get("gap") is None else (f"{c['gap']:+.3f} ± " + ("?" if c.get("gap_se") is None
+            gap = "n/a" if c.get("gap") is None else (f"{c['gap']:+.3f} ± " + ("n/a" if c.get("gap_se") is None
                                                                                else f"{c['gap_se']:.3f}"))
             state = c.get("state") or "?"
             lines.append(f"| {stem} | {c['text']} | {c['metric']} | {_fmt(c.get('better_mean'))} vs "
