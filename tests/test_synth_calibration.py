@@ -17,7 +17,7 @@ def test_calibration_stats_by_hand() -> None:
     # nearest neighbours of image a: 5, 5, 45 px at height 100
     assert st["nn_px_q"][2] == pytest.approx(5.0) and st["nn_rel_q"][2] == pytest.approx(0.05)
     assert sum(st["count_hist"]) == 0  # both images (3 and 0 heads) lie below the first edge, 5 heads
-    assert sum(st["nn_rel_hist"]) == 3
+    assert sum(st["nn_rel_hist"]) == 2  # 0.05, 0.05; the 0.45 lies beyond the last edge, 0.1
     with pytest.raises(ValueError, match="no records"):
         synth_stats.calibration_stats([])
 
