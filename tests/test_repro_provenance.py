@@ -83,3 +83,11 @@ def test_reproduce_refuses_a_dirty_tree_for_reports(monkeypatch, capsys):
     # with the flag it goes on (and finds no notebook), and a scratch folder is never refused
     assert tool.main(["--out", "reports", "--only", "zz_no_such_notebook", "--allow-dirty"]) == 2
     assert tool.main(["--out", ".smoke-reports", "--only", "zz_no_such_notebook"]) == 2
+
+
+def test_group_processes_share_the_cores():
+    tool = _reproduce_module()
+    assert tool.group_env(2, {}, cores=2)["CROWDLIB_STUDY_JOBS"] == "1"
+    assert tool.group_env(2, {}, cores=16)["CROWDLIB_STUDY_JOBS"] == "8"
+    assert tool.group_env(4, {"CROWDLIB_STUDY_JOBS": ""}, cores=2)["CROWDLIB_STUDY_JOBS"] == "1"
+    assert tool.group_env(2, {"CROWDLIB_STUDY_JOBS": "3"}, cores=2)["CROWDLIB_STUDY_JOBS"] == "3"  # the user's

@@ -268,6 +268,21 @@ def write_readme(out: Path) -> Path:
     return path
 
 
+def group_env(jobs: int, environ: dict[str, str] | None = None, cores: int | None = None) -> dict[str, str]:
+    """The environment of one of ``jobs`` group processes: unless ``CROWDLIB_STUDY_JOBS`` is set, each group's
+    studies get their share of the cores (``cores // jobs``, at least 1), so that groups side by side never train
+    more processes than the machine has cores."""
+    env = dict(os.environ if environ is None else environ)
+    if not env.get("CROWDLIB_STUDY_JOBS"):
+        if cores is None:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:  # pragma: no cover - not on Linux
+                cores = os.cpu_count() or 1
+        env["CROWDLIB_STUDY_JOBS"] = str(max(1, int(cores) // max(1, int(jobs))))
+    return env
+
+
 def run_groups(nbs: list[Path], groups: list[str], out: Path, args: argparse.Namespace) -> list[str]:
     """Run each paper group in its own ``reproduce.py`` process, ``args.jobs`` at a time; stream their lines."""
     import subprocess
@@ -281,7 +296,8 @@ def run_groups(nbs: list[Path], groups: list[str], out: Path, args: argparse.Nam
         cmd = [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile, "--out", str(out),
                "--timeout", str(args.timeout), "--no-readme", "--only", *stems] + (["--force"] if args.force else []) \
             + (["--allow-dirty"] if args.allow_dirty else [])
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                                env=group_env(args.jobs))
         assert proc.stdout is not None
         for line in proc.stdout:
             with lock:
