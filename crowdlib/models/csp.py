@@ -50,7 +50,7 @@ class FullResDecoder(nn.Module):
     (stride 4) with a 1x1 conv to 16 channels, concatenates it after the x2 upsample (stride 4) and mixes it back
     to ``up_width`` with a 3x3 conv-BN-ReLU; ``{"stem": 8}`` does the same with the stride-2 stage after the first
     deconv block. The paper's decoder has none: its ResNet-50 C3 localises heads of 10 px and more; small synthetic
-    heads (4-8 px) need the finer stages. :attr:`receptive_field` is not computed here; see the notebook.
+    heads (4-8 px) need the finer stages. :func:`effective_receptive_field` measures what an output pixel sees.
     """
 
     def __init__(self, in_channels: Mapping[str, int], strides: Mapping[str, int], width: int = 256,
