@@ -53,6 +53,12 @@ def _as_boxes(value: Any, what: str) -> np.ndarray:
     return arr
 
 
+def box_side(boxes: np.ndarray, min_area: float = 1.0) -> np.ndarray:
+    """Side of the square with each ``(x1, y1, x2, y2)`` box's area, ``sqrt(max(area, min_area))`` (float64)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.sqrt(np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), min_area, None))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix ``(N, M)`` of ``(x1, y1, x2, y2)`` boxes (continuous coordinates, no +1; 0 for empty unions)."""
     a = _as_boxes(a, "box_iou(a)")

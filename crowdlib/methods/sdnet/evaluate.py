@@ -88,11 +88,6 @@ def evaluate_detections(preds: Sequence[Mapping[str, np.ndarray]], records: Sequ
     return out
 
 
-def _side(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.sqrt(np.clip((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6, None))
-
-
 def size_errors(preds: Sequence[Mapping[str, np.ndarray]], records: Sequence[Any],
                 count_threshold: float) -> dict[str, float]:
     """How far predicted box sizes are from the true ones, the quantity that separates AP@0.5 from AP@0.3.
@@ -102,6 +97,8 @@ def size_errors(preds: Sequence[Mapping[str, np.ndarray]], records: Sequence[Any
     (0: unbiased, +0.1: 10% too large) and ``"size error"`` the median of its absolute value, over all pairs.
     """
     from scipy.spatial import cKDTree
+
+    from crowdlib.metrics.boxes import box_side
 
     ratios = []
     for p, r in zip(preds, records):
@@ -113,9 +110,9 @@ def size_errors(preds: Sequence[Mapping[str, np.ndarray]], records: Sequence[Any
         pc = 0.5 * (pb[:, :2] + pb[:, 2:])
         gc = 0.5 * (gb[:, :2] + gb[:, 2:])
         d, j = cKDTree(gc).query(pc, k=1)
-        gs = _side(gb)[j]
+        gs = box_side(gb, 1e-6)[j]
         ok = d <= 0.5 * gs
-        ratios.append(np.log(_side(pb)[ok] / gs[ok]))
+        ratios.append(np.log(box_side(pb, 1e-6)[ok] / gs[ok]))
     lr = np.concatenate(ratios) if ratios else np.zeros(0)
     if not len(lr):
         return {"size bias": float("nan"), "size error": float("nan")}

@@ -233,13 +233,14 @@ def fit_luda_beta(records: Sequence[Any], K: int = 2) -> float:
     """The rule that picks LUDA's beta for a synthetic set from its TRAINING images: the median ratio of a head's
     true box side (square root of the visible box area, as the evaluation measures it) to the mean distance to its
     ``K`` nearest neighbours, over images with more than two heads; rounded to 0.05."""
+    from crowdlib.metrics.boxes import box_side
     from crowdlib.targets.pseudo_sizes import knn_mean_distance
 
     ratios = []
     for r in records:
         if r.count <= 2 or r.boxes is None:
             continue
-        side = np.sqrt(np.clip((r.boxes[:, 2] - r.boxes[:, 0]) * (r.boxes[:, 3] - r.boxes[:, 1]), 1.0, None))
+        side = box_side(r.boxes)
         ratios.append(side / np.maximum(knn_mean_distance(r.points, int(K)), 1e-6))
     if not ratios:
         raise ValueError("fit_luda_beta: no training image with more than two heads and true boxes")

@@ -417,10 +417,7 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
     val_gt = np.array([float(r.count) for r in val_recs])
     pick = None
     for nms_iou in candidates:  # the counting threshold (and, with several candidates, the NMS IoU) on validation
-        val_preds = _apply_nms(raw, nms_iou) if len(candidates) > 1 else raw
-        t = choose_threshold([p["scores"] for p in val_preds], val_gt.tolist())
-        c = np.array([float((p["scores"] > t).sum()) for p in val_preds])
-        mae = float(np.mean(np.abs(c - val_gt))) if len(val_gt) else float("nan")
+        mae, t, c = _count_fit(_apply_nms(raw, nms_iou) if len(candidates) > 1 else raw, val_gt)
         if pick is None or mae < pick[0]:
             pick = (mae, nms_iou, t, c)
     _, chosen_nms, thr, val_counts = pick
@@ -467,11 +464,15 @@ def _validation_point(model: torch.nn.Module, val_recs: list, ecfg: Mapping[str,
     preds = predict_sdnet(model, val_recs, device=device, scales=ecfg["scales"], min_score=ecfg["min_score"],
                           nms_iou=ecfg["nms_iou"], batch_size=int(ecfg["batch_size"]))
     model.train()
-    gt = np.array([float(r.count) for r in val_recs])
-    thr = choose_threshold([p["scores"] for p in preds], gt.tolist())
+    mae, thr, _ = _count_fit(preds, np.array([float(r.count) for r in val_recs]))
+    return {"val_mae": mae, "val_threshold": thr, "val_seconds": time.perf_counter() - t0}
+
+
+def _count_fit(preds: list, gt: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """The counting threshold best for these (validation) images: ``(MAE at it, threshold, counts)``."""
+    thr = float(choose_threshold([p["scores"] for p in preds], gt.tolist()))
     counts = np.array([float((p["scores"] > thr).sum()) for p in preds])
-    return {"val_mae": float(np.mean(np.abs(counts - gt))), "val_threshold": float(thr),
-            "val_seconds": time.perf_counter() - t0}
+    return (float(np.mean(np.abs(counts - gt))) if len(gt) else float("nan")), thr, counts
 
 
 def load_detector(result: Mapping[str, Any], cfg: Mapping[str, Any],
