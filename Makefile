@@ -26,11 +26,12 @@ STAMP := $(VENV)/.crowdlib-installed
 WEIGHTS := $(TORCH_HOME)/hub/checkpoints/mobilenet_v2-b0353104.pth
 KERNEL := $(VENV)/share/jupyter/kernels/crowdlib/kernel.json
 TEST_TMP := $(CURDIR)/.cache/test-run
+BROWSER_TMP := $(CURDIR)/.cache/browser-test-run
 
-.PHONY: setup reproduce smoke test lab clean help
+.PHONY: setup reproduce smoke test browser-test lab clean help
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: $(STAMP) $(WEIGHTS) $(KERNEL)  ## create .venv (idempotent), offline ImageNet weights, Jupyter kernel
 
@@ -59,8 +60,17 @@ test: setup  ## pytest over tests/ plus nbval (lax) over notebooks/ (smoke defau
 	$(PY) -m pytest tests notebooks -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q
 
+browser-test: setup  ## the widget notebooks (9x) run in JupyterLab + headless Chromium (installs Debian's chromium, playwright)
+	@test -n "$$CROWDLIB_CHROMIUM" || test -x /usr/bin/chromium || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@$(PY) -c "import playwright.sync_api" 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check playwright
+	@rm -rf $(BROWSER_TMP) && mkdir -p $(BROWSER_TMP)
+	CROWDLIB_REPORTS=$(BROWSER_TMP)/reports CROWDLIB_CACHE=$(BROWSER_TMP)/cache \
+	$(PY) -m pytest tests/test_browser_widgets.py -m browser -p no:cacheprovider -q -rs --basetemp=$(BROWSER_TMP)/pytest
+
 lab: setup  ## JupyterLab on the project's environment
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab --notebook-dir=notebooks  # inline figures, not Agg
 
 clean:  ## remove caches, scratch reports and the virtual environment
 	rm -rf $(VENV) .cache .smoke-reports .pytest_cache .hypothesis *.egg-info

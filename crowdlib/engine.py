@@ -3,6 +3,8 @@
 ``train_one_epoch`` runs one pass over a loader: forward, the loss object's named terms, backward, optional
 gradient clipping, optimizer and scheduler steps, then an ``after_step`` hook (Crowd-SDNet's pseudo-box
 refinement lives there). It stops with :class:`NonFiniteLossError` on a NaN/inf loss instead of training on.
+Under ``torchrun`` with a ``DistributedDataParallel`` model (:mod:`crowdlib.distributed`) it runs unchanged on
+each rank and returns the means over ranks, so that every rank logs the global batch's loss.
 ``evaluate`` runs the model in eval mode and hands each batch's outputs to a ``postprocess`` function.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from crowdlib import distributed
 from crowdlib.device import autocast
 
 __all__ = ["NonFiniteLossError", "to_device", "default_prepare_batch", "train_one_epoch", "evaluate"]
@@ -124,6 +127,10 @@ def train_one_epoch(
     bar.close()
     seconds = time.perf_counter() - t0
     out = {k: v / max(steps, 1) for k, v in sums.items()}
+    info = distributed.current()
+    if info.enabled:  # every rank logs the global batch's means and the images of all ranks
+        out = distributed.mean_over_ranks(out)
+        images *= info.world_size
     out.update(steps=float(steps), images=float(images), seconds=seconds,
                images_per_s=images / seconds if seconds > 0 else float("nan"))
     return out

@@ -223,30 +223,52 @@ class SeededSampler(Sampler):
 
     Each epoch draws a fresh permutation (when ``shuffle``) and fresh seeds from the same generator, so the
     whole sequence of epochs is fixed by the generator's seed.
+
+    With ``world_size > 1`` it is this library's ``DistributedSampler``: every rank draws the same sequence and
+    keeps the pairs at positions ``rank, rank + world_size, ...`` of its first ``n // world_size * world_size``
+    (the rest is dropped so that all ranks take the same number of steps). The union of the ranks' k-th batches
+    of ``b`` pairs is then the single-process k-th batch of ``b * world_size`` pairs (see
+    :mod:`crowdlib.distributed`).
     """
 
-    def __init__(self, n: int, shuffle: bool, generator: torch.Generator) -> None:
+    def __init__(self, n: int, shuffle: bool, generator: torch.Generator, rank: int = 0, world_size: int = 1) -> None:
+        if int(world_size) < 1 or not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"SeededSampler: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         self.n = int(n)
         self.shuffle = bool(shuffle)
         self.generator = generator
+        self.rank, self.world_size = int(rank), int(world_size)
 
     def __len__(self) -> int:
-        return self.n
+        return self.n if self.world_size == 1 else self.n // self.world_size
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
         seeds = torch.randint(0, 2**62, (self.n,), generator=self.generator)
-        return iter(zip(order.tolist(), seeds.tolist()))
+        pairs = list(zip(order.tolist(), seeds.tolist()))
+        if self.world_size > 1:
+            pairs = pairs[: self.n // self.world_size * self.world_size][self.rank::self.world_size]
+        return iter(pairs)
 
 
 def make_loader(dataset: CrowdDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0,
-                drop_last: bool = False) -> DataLoader:
-    """A deterministic DataLoader: order and augmentations are fixed by ``seed`` (for any ``num_workers``)."""
+                drop_last: bool = False, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """A deterministic DataLoader: order and augmentations are fixed by ``seed`` (for any ``num_workers``).
+
+    With ``world_size > 1`` (distributed training) ``batch_size`` is the global batch: this rank loads its
+    shard (:class:`SeededSampler`) in batches of ``batch_size // world_size``.
+
+    Raises:
+        ValueError: ``batch_size`` < 1, or not divisible by ``world_size``.
+    """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+    if int(batch_size) % int(world_size):
+        raise ValueError(f"batch_size {batch_size} (the global batch) is not divisible by world_size {world_size}")
     g = torch.Generator()
     g.manual_seed(int(seed))
-    sampler = SeededSampler(len(dataset), shuffle, g)
-    return DataLoader(dataset, batch_size=int(batch_size), sampler=sampler, collate_fn=collate_crowd,
-                      num_workers=int(num_workers), worker_init_fn=_seed_worker if num_workers > 0 else None,
+    sampler = SeededSampler(len(dataset), shuffle, g, rank, world_size)
+    return DataLoader(dataset, batch_size=int(batch_size) // int(world_size), sampler=sampler,
+                      collate_fn=collate_crowd, num_workers=int(num_workers),
+                      worker_init_fn=_seed_worker if num_workers > 0 else None,
                       generator=g, drop_last=drop_last, persistent_workers=False)

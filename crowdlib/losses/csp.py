@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from crowdlib.distributed import shared_denominator
 from crowdlib.losses.base import WeightedLoss
 
 __all__ = ["focal_center_loss", "size_loss", "offset_loss", "crowdedness_factor", "CSPLoss"]
@@ -46,7 +47,7 @@ def focal_center_loss(logits: torch.Tensor, heatmap: torch.Tensor, pos: torch.Te
     log_1mp = F.logsigmoid(-logits)
     pos_term = -((1.0 - p) ** gamma) * log_p * pos
     neg_term = -neg_scale * ((1.0 - heatmap) ** delta) * (p ** gamma) * log_1mp * (1.0 - pos)
-    n_pos = pos.sum().clamp(min=1.0)
+    n_pos = shared_denominator(pos.sum())  # the count over all ranks in distributed training
     return (pos_term.sum() + neg_term.sum()) / n_pos
 
 
@@ -91,7 +92,7 @@ def size_loss(pred_log_size: torch.Tensor, target_log_size: torch.Tensor, mask: 
     w = mask if alpha is None else mask * alpha.float()
     total = (w * _smooth_l1(diff, beta)).sum()
     denom = mask.sum() if (norm == "objects" or alpha is None) else w.sum()
-    return total / denom.clamp(min=1.0)
+    return total / shared_denominator(denom)
 
 
 def offset_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
@@ -100,7 +101,7 @@ def offset_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, be
     if mask.dim() == pred.dim() and mask.shape[1] == 1:
         mask = mask.expand_as(pred)
     total = (mask * _smooth_l1(pred.float() - target.float(), beta)).sum()
-    return total / mask.sum().clamp(min=1.0)
+    return total / shared_denominator(mask.sum())
 
 
 class CSPLoss(WeightedLoss):

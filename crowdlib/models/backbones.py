@@ -1,5 +1,6 @@
 """Multi-scale feature backbones returning ``{"c2", "c3", "c4", "c5"}`` (and ``"stem"``, stride 2, where the
-network has a stride-2 stage: ``tiny`` 16 and ``mobilenet_v2`` 16 channels; used by skip connections).
+network has a stride-2 stage: ``tiny`` and ``mobilenet_v2`` 16 channels, ``resnet50`` 64 (conv1), ``vgg16`` 128
+(conv2_2); used by skip connections).
 
 | name | channels (c2..c5) | strides | weights |
 |---|---|---|---|
@@ -23,7 +24,8 @@ from torch import nn
 
 from crowdlib import paths
 
-__all__ = ["Backbone", "build_backbone", "list_backbones", "find_weights", "WEIGHT_FILES"]
+__all__ = ["Backbone", "build_backbone", "list_backbones", "find_weights", "require_weights", "MissingWeightsError",
+           "WEIGHT_FILES"]
 
 #: torchvision's ImageNet weight files for each backbone.
 WEIGHT_FILES = {
@@ -31,6 +33,10 @@ WEIGHT_FILES = {
     "resnet50": "resnet50-0676ba61.pth",
     "vgg16": "vgg16-397923af.pth",
 }
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A pretrained weight file is not on this machine (crowdlib never downloads one)."""
 
 
 def find_weights(filename: str) -> Path:
@@ -43,11 +49,27 @@ def find_weights(filename: str) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise FileNotFoundError(
+    raise MissingWeightsError(
         f"pretrained weights {filename!r} not found (looked in {', '.join(str(c.parent) for c in candidates)}). "
         "crowdlib never downloads weights: run `make setup` (MobileNetV2) or copy the file there, "
         "or pass pretrained=False to train from scratch."
     )
+
+
+def require_weights(backbone: str, pretrained: bool) -> Path | None:
+    """Fail early, before any data or training, when ``backbone``'s ImageNet file is needed but absent.
+
+    Returns the file's path (``None`` when ``pretrained`` is false). Notebooks call it in their first code cell.
+
+    Raises:
+        MissingWeightsError: names the file and the folders where torchvision's hub cache expects it.
+        ValueError: ``backbone`` is not one of :func:`list_backbones`.
+    """
+    if backbone not in _FACTORIES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(_FACTORIES)}")
+    if not pretrained or backbone not in WEIGHT_FILES:
+        return None
+    return find_weights(WEIGHT_FILES[backbone])
 
 
 def _load_pretrained(model: nn.Module, name: str) -> None:
@@ -60,7 +82,7 @@ def _cbr(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class Backbone(nn.Module):
-    """Runs named stages in order and returns the outputs of ``c2``..``c5``."""
+    """Runs named stages in order and returns the outputs of ``stem`` (stride 2) and ``c2``..``c5``."""
 
     def __init__(self, stages: dict[str, nn.Module], out_channels: dict[str, int], strides: dict[str, int],
                  name: str) -> None:
@@ -106,11 +128,11 @@ def _resnet50(pretrained: bool) -> Backbone:
     if pretrained:
         _load_pretrained(net, "resnet50")
     stages = {
-        "stem": nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
-        "c2": net.layer1, "c3": net.layer2, "c4": net.layer3, "c5": net.layer4,
+        "stem": nn.Sequential(net.conv1, net.bn1, net.relu),
+        "c2": nn.Sequential(net.maxpool, net.layer1), "c3": net.layer2, "c4": net.layer3, "c5": net.layer4,
     }
-    return Backbone(stages, {"c2": 256, "c3": 512, "c4": 1024, "c5": 2048}, {"c2": 4, "c3": 8, "c4": 16, "c5": 16},
-                    "resnet50")
+    return Backbone(stages, {"stem": 64, "c2": 256, "c3": 512, "c4": 1024, "c5": 2048},
+                    {"stem": 2, "c2": 4, "c3": 8, "c4": 16, "c5": 16}, "resnet50")
 
 
 def _vgg16(pretrained: bool) -> Backbone:
@@ -118,9 +140,9 @@ def _vgg16(pretrained: bool) -> Backbone:
     if pretrained:
         _load_pretrained(net, "vgg16")
     f = net.features
-    stages = {"c2": f[:16], "c3": f[16:23], "c4": f[23:30], "c5": f[30:31]}
-    return Backbone(stages, {"c2": 256, "c3": 512, "c4": 512, "c5": 512}, {"c2": 4, "c3": 8, "c4": 16, "c5": 32},
-                    "vgg16")
+    stages = {"stem": f[:9], "c2": f[9:16], "c3": f[16:23], "c4": f[23:30], "c5": f[30:31]}
+    return Backbone(stages, {"stem": 128, "c2": 256, "c3": 512, "c4": 512, "c5": 512},
+                    {"stem": 2, "c2": 4, "c3": 8, "c4": 16, "c5": 32}, "vgg16")
 
 
 _FACTORIES = {"tiny": lambda pretrained: _tiny(), "mobilenet_v2": _mobilenet_v2, "resnet50": _resnet50,

@@ -56,10 +56,12 @@ cells = [
      from crowdlib import paths, viz
      from crowdlib.device import apply_thread_limit
      from crowdlib.methods import sdnet
+     from crowdlib.models.backbones import require_weights
      from crowdlib.report import Reporter, results_table
      from crowdlib.repro import Claim, Row
 
      apply_thread_limit()
+     require_weights(backbone, pretrained)  # stop here, naming the file and its folder, if ImageNet weights are absent
      rep = Reporter("13_sdnet_shanghaitech", profile=profile, seeds=seeds)
      root = Path(data_root) if data_root else paths.default_data_root("ShanghaiTech")
      have_data = root is not None and (Path(root) / f"part_{part}" / "test_data").is_dir()

@@ -54,11 +54,13 @@ cells = [
      from crowdlib import paths
      from crowdlib.device import apply_thread_limit, pick_device
      from crowdlib.methods import iim
+     from crowdlib.models.backbones import require_weights
      from crowdlib.repro import Row
      from crowdlib.report import Reporter, results_table
      from crowdlib.viz import draw_points, show_image
 
      apply_thread_limit()
+     require_weights(backbone, pretrained)  # stop here, naming the file and its folder, if ImageNet weights are absent
      rep = Reporter("23_iim_shanghaitech", profile=profile, seeds=seeds)
      root = Path(data_root) if data_root is not None else paths.default_data_root("ShanghaiTech")
      if loc_file is None:

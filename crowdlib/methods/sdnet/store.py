@@ -226,6 +226,31 @@ class PseudoBoxStore:
         self._history.append(rec)
         return k
 
+    def n_history_rows(self) -> int:
+        """How many update rows the history holds (a mark for :meth:`updates_since`)."""
+        return int(sum(len(h) for h in self._history))
+
+    def updates_since(self, mark: int) -> np.ndarray:
+        """The history rows recorded after ``mark`` rows (see :meth:`n_history_rows`), as an ``(U, 8)`` array."""
+        return self.history()[int(mark):]
+
+    def apply_updates(self, rows: np.ndarray) -> None:
+        """Replay update rows recorded by another store over the same images (distributed training's sync).
+
+        Each row sets its head's size and confidence to the row's new values, counts one update and is appended
+        to the history; rows are replayed in the given order.
+        """
+        rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(self._HIST_COLS))
+        if not len(rows):
+            return
+        for index in np.unique(rows[:, 2].astype(np.int64)):
+            sel = rows[rows[:, 2] == index]
+            heads = sel[:, 3].astype(np.int64)
+            self.sizes[index][heads] = sel[:, 5]  # the last row per head wins, as in time order
+            self.confidence[index][heads] = sel[:, 7]
+            np.add.at(self.n_updates[index], heads, 1)
+        self._history.append(rows.copy())
+
     # ------------------------------------------------------------------ statistics
     def bin_stats(self, epoch: int | None = None) -> dict[str, float]:
         """Per crowdedness bin: share of boxes refined at least once, and (with ``epoch``) share updated in it.

@@ -328,6 +328,7 @@ def train_sdnet(cfg: Mapping[str, Any], progress: bool = True, checkpoint_dir: s
 def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | None) -> dict[str, Any]:
     import time
 
+    from crowdlib import distributed
     from crowdlib.data.datasets import CrowdDataset, make_loader, split_train_val
     from crowdlib.data.transforms import TrainTransform
     from crowdlib.device import pick_device
@@ -338,6 +339,9 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
     seed = int(cfg["seed"])
     seed_everything(seed)
     device = pick_device(cfg.get("device"))
+    info = distributed.init_from_env(device)  # torchrun: one process per device, gloo or NCCL
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
     records = load_records(cfg["data"])
     train_idx, val_idx = split_train_val(len(records), float(cfg["val_fraction"]), int(cfg["split_seed"]))
     train_recs = [records[i] for i in train_idx]
@@ -346,6 +350,9 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
     store = PseudoBoxStore.from_records(train_recs, pcfg["init"], pcfg.get("params"), prior=float(rcfg["prior"]))
     model, criterion = build_detector(cfg)
     model.to(device)
+    net = distributed.wrap(model, device, info)  # DistributedDataParallel under torchrun, else the model itself
+    if info.enabled:
+        seed_everything(seed + info.rank)  # per-rank generators; rank 0's weights are broadcast by DDP
     stride = int(model.stride)
     offset = getattr(model, "offset_head", None) is not None
     transform = TrainTransform(tcfg["crop"], tuple(tcfg["scale_range"]), tcfg["flip"], tcfg["color_jitter"],
@@ -380,11 +387,15 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
         refiner.active = bool(rcfg["enabled"]) and epoch >= int(rcfg["warmup_epochs"])
         refiner.updated = refiner.seen = 0
         loader = make_loader(dataset, int(tcfg["batch_size"]), shuffle=True, seed=seed * 100003 + epoch,
-                             drop_last=len(dataset) > int(tcfg["batch_size"]))
-        stats = train_one_epoch(model, criterion, loader, opt, device, epoch, prepare_batch=sdnet_prepare_batch,
+                             drop_last=len(dataset) > int(tcfg["batch_size"]), rank=info.rank,
+                             world_size=info.world_size)
+        mark = store.n_history_rows()
+        stats = train_one_epoch(net, criterion, loader, opt, device, epoch, prepare_batch=sdnet_prepare_batch,
                                 after_step=refiner, scheduler=scheduler, max_norm=float(tcfg["max_norm"]),
-                                progress=progress, max_steps=tcfg.get("max_steps"))
+                                progress=progress and distributed.is_main(info), max_steps=tcfg.get("max_steps"))
         stats = {k: float(v) for k, v in stats.items()}
+        if info.enabled:
+            _sync_ranks(model, store, refiner, mark)
         stats.update(epoch=float(epoch), refine_active=float(refiner.active), n_updated=float(refiner.updated),
                      updated_per_seen=refiner.updated / max(refiner.seen, 1))
         stats.update(store.bin_stats(epoch))
@@ -402,7 +413,8 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
             state["best"] = best
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
-        save_checkpoint(ckpt, state)
+        if distributed.is_main(info):
+            save_checkpoint(ckpt, state)
     if best is not None:  # train.keep_best: the epoch with the lowest validation MAE, not the last one
         model.load_state_dict(best["model"])
     n_bn = int(tcfg.get("bn_recalibrate_batches", 0))
@@ -438,9 +450,28 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
         "images_per_s": float(np.mean([h["images_per_s"] for h in history])) if history else float("nan"),
         "device": str(device),
     }
-    if ckpt.exists():
+    distributed.barrier()
+    if distributed.is_main(info) and ckpt.exists():
         ckpt.unlink()
     return result
+
+
+def _sync_ranks(model: torch.nn.Module, store: PseudoBoxStore, refiner: Refiner, mark: int) -> None:
+    """End of a distributed epoch: rank 0's BatchNorm statistics everywhere, every rank's box updates everywhere.
+
+    Within an epoch each image is seen by one rank only (the sampler's shards are disjoint), so replaying the
+    other ranks' update rows gives every rank the store a single process would hold after the same updates.
+    """
+    from crowdlib import distributed
+
+    distributed.broadcast_buffers(model)
+    mine = store.updates_since(mark)
+    gathered = distributed.all_gather_objects((mine, refiner.updated, refiner.seen))
+    rank = distributed.current().rank
+    store.apply_updates(np.concatenate([g[0] for r, g in enumerate(gathered) if r != rank]
+                                       or [np.zeros((0, len(store._HIST_COLS)))]))
+    refiner.updated = int(sum(g[1] for g in gathered))
+    refiner.seen = int(sum(g[2] for g in gathered))
 
 
 def _apply_nms(preds: list, iou: float) -> list:
