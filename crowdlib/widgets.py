@@ -19,9 +19,16 @@ import numpy as np
 
 from crowdlib.methods.sdnet import PseudoBoxStore, pseudo_boxes
 
-__all__ = ["pseudo_boxes_at", "detections_above", "PseudoBoxExplorer"]
+__all__ = ["pseudo_boxes_at", "detections_above", "PseudoBoxExplorer", "CAPTION"]
 
 SOURCES = ("GAK", "LUDA", "refined")
+
+CAPTION = ("<small>Left: the training image's pseudo boxes from the chosen source, around the annotated heads "
+           "(green dots): GAK (red; sizes from a Gaussian kernel of the nearest-neighbour distances), LUDA (coloured "
+           "by crowdedness) or refined (the self-training store at the end of the chosen epoch, -1 = before "
+           "training, coloured by stored confidence from the prior, blue, to 1, green). Right: the trained "
+           "detector's boxes with score above the threshold (colour: score), their count and its error against "
+           "the annotated heads; the slider starts at the count threshold chosen on validation images.</small>")
 
 
 def pseudo_boxes_at(store: PseudoBoxStore, index: int, source: str, epoch: int,
@@ -91,7 +98,7 @@ class PseudoBoxExplorer:
         for w in (self.image, self.epoch, self.source, self.threshold):
             w.observe(self._on_change, names="value")
         self.widget = W.VBox([W.HBox([self.image, self.source]), W.HBox([self.epoch, self.threshold]),
-                              self.summary, self.view])
+                              self.summary, self.view, W.HTML(CAPTION)])
         self.update()
 
     def _on_change(self, _change: Any) -> None:

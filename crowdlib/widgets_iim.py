@@ -13,7 +13,13 @@ import numpy as np
 
 from crowdlib.data.records import CrowdRecord
 
-__all__ = ["explore_state", "draw_state", "ThresholdExplorer"]
+__all__ = ["explore_state", "draw_state", "ThresholdExplorer", "CAPTION"]
+
+CAPTION = ("<small>Panels, left to right: the image with the annotated heads (green) and the decoded ones (red: "
+           "centroids of the binary map's components of at least <i>min area</i> pixels); the predicted confidence "
+           "map (0-1); the threshold it is cut with: one global T, or the learned PBM map (compressed sigmoid, "
+           "0.2-0.7); the binary map (confidence >= threshold). F1, precision and recall: NWPU matching at sigma_l "
+           "on this image.</small>")
 
 
 def explore_state(record: CrowdRecord, maps: Mapping[str, np.ndarray], mode: str = "global", threshold: float = 0.5,
@@ -55,8 +61,10 @@ def draw_state(record: CrowdRecord, maps: Mapping[str, np.ndarray], state: Mappi
     """Four panels: image with heads (ground truth green, predictions red), confidence, threshold, binary map."""
     from crowdlib.viz import draw_points, overlay_mask, show_image
 
-    if fig is None:
-        fig = plt.figure(figsize=(12, 3.4))
+    if fig is None:  # not a pyplot figure: the inline backend would show it a second time, stale, under the widget
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(12, 3.4))
     fig.clf()
     axes = fig.subplots(1, 4)
     img = record.load_image()
@@ -142,4 +150,4 @@ class ThresholdExplorer:
         import ipywidgets as w
 
         return w.VBox([w.HBox([self.image, self.mode]), w.HBox([self.threshold, self.min_area]), self.summary,
-                       self.output])
+                       self.output, w.HTML(CAPTION)])

@@ -33,8 +33,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 RUN_TIMEOUT_S = 180  # Run All Cells of one notebook (each trains a smoke model)
 # per notebook: the slider to move (by its label) and a toggle button to click first (91 ends in "learned" mode,
 # which disables the global threshold slider); a notebook not listed moves its first enabled slider
-CASES = {"90_widgets.ipynb": {"slider": "threshold"},
-         "91_iim_threshold.ipynb": {"slider": "global T", "click": "global"}}
+# and the count its summary shows (it must be > 0 on the shipped models and change with the slider)
+CASES = {"90_widgets.ipynb": {"slider": "threshold", "count": r"detections > [\d.]+: (\d+)"},
+         "91_iim_threshold.ipynb": {"slider": "global T", "click": "global", "count": r"count (\d+)"},
+         "92_try_your_image.ipynb": {"slider": "threshold", "count": r"count ([\d.]+)"}}
 NOTEBOOKS = [n for n in ("90_widgets.ipynb", "91_iim_threshold.ipynb", "92_try_your_image.ipynb")
              if (ROOT / "notebooks" / n).exists()]
 # JupyterLab settings: every cell in the DOM (no windowing), no news / update checks (the network is closed)
@@ -52,6 +54,17 @@ SIG_JS = """c => ({html: [...c.querySelectorAll('.widget-html')].map(e => e.inne
 DONE_JS = ("() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.innerText);"
            " return (p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t.trim()))) || (" + ERROR_JS + ")(); }")
 CHANGED_JS = "([c, before]) => JSON.stringify((" + SIG_JS + ")(c)) !== JSON.stringify(before)"
+
+
+def _count(signature: dict, pattern: str) -> float | None:
+    """The count the widget's summary shows (first match of ``pattern`` in its HTML texts), or ``None``."""
+    import re
+
+    for text in signature.get("html", []):
+        m = re.search(pattern, text)
+        if m:
+            return float(m.group(1))
+    return None
 
 
 def _free_port() -> int:
@@ -216,6 +229,10 @@ def test_widget_notebook_in_browser(lab, notebook, tmp_path):
                     break
             cell.screenshot(path=tmp_path / f"{stem}_after.png")
             assert errors.count() == 0, f"{notebook}: the callback failed:\n" + "\n".join(errors.all_inner_texts())
+            if "count" in case:  # the shipped model finds heads, and the slider changes how many
+                counts = [_count(sig, case["count"]) for sig in (before, after)]
+                assert counts[0] and counts[0] > 0, f"{notebook}: no heads shown at first: {_digest(before)}"
+                assert counts[1] != counts[0], f"{notebook}: the count stayed {counts[0]} when the slider moved"
             print(f"{notebook}: {label} {value_before} -> {value_after}: {_digest(before)} -> {_digest(after)}")
         finally:
             ctx.close()

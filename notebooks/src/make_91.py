@@ -4,46 +4,68 @@ import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from make_20 import PARAMS, base_config_code  # noqa: E402
+from make_20 import PARAMS  # noqa: E402
 from nbtools import write_notebook  # noqa: E402
+
+EXTRA = """model_source = "shipped"  # "shipped" (weights/, no training), "cache" (notebook 20's default run), "train"
+n_images = 4  # held-out synthetic scenes in the explorer
+explorer_test_seed = 3001  # their seed (notebook 20's default-profile test scenes)
+"""
+PARAMS_91 = PARAMS.split("\n", 2)  # "", the profile line, the rest
+PARAMS_91 = PARAMS_91[0] + "\n" + PARAMS_91[1] + "\n" + EXTRA + PARAMS_91[2]
 
 cells = [
     ("md", """
      # 91 · IIM threshold explorer (interactive)
-     Pick a test image, slide a **global threshold** over the confidence map or switch to the **learned PBM
+     Pick a held-out image, slide a **global threshold** over the confidence map or switch to the **learned PBM
      threshold map**, and watch the binary map, its 4-connected components (the heads), the count and the F1
-     (NWPU protocol, sigma_l) update. The model is notebook 20's IIM (CP + PBM, L1 on CP and encoder) for the
-     parameters below; with the committed smoke parameters it is a few-step model, so run notebook 20 with
-     `params/default/20_iim_ablation.yaml` values (or paste them below) to explore a trained one: the trained
-     model is fetched from the cache, not retrained."""),
-    ("parameters", PARAMS),
-    ("code", """
-     import torch
+     (NWPU protocol, sigma_l) update.
 
-     from crowdlib.device import apply_thread_limit, pick_device
+     It opens on a **trained model without training anything**: `weights/iim-synthetic-explorer.pt`, notebook
+     20's default-profile IIM run (CP + PBM, L1 on CP and encoder; seed 0, tiny backbone, synthetic scenes), made by
+     `python -m crowdlib train iim-synthetic-explorer` (see `weights/MODELS.md`). The global slider starts at the
+     threshold with the lowest count error on validation images carved from the training scenes.
+     `model_source = "cache"` takes that run from your own cache instead (training it there if missing);
+     `"train"` trains notebook 20's IIM row with the parameters below (smoke values: a few steps)."""),
+    ("parameters", PARAMS_91),
+    ("code", """
+     from crowdlib.device import apply_thread_limit
      from crowdlib.methods import iim
+     from crowdlib.widget_models import iim_explorer_inputs
      from crowdlib.widgets_iim import ThresholdExplorer
 
      apply_thread_limit()
-     """ + base_config_code()),
+     train_cfg = None
+     if model_source == "train":
+         base = iim.make_config(
+             data={"kind": "synthetic", "presets": list(presets), "n": n_train, "seed": data_seed,
+                   "height": image_size, "width": image_size},
+             val_fraction=val_fraction, crop=crop, batch_size=batch_size, eval_every=eval_every, lr=lr,
+             lr_encoder=lr_encoder, k=k, backbone=backbone, fpn_channels=fpn_channels, head_channels=head_channels,
+             head_full_res=head_full_res, pbm_widths=list(pbm_widths), pbm_pool=pbm_pool)
+         train_cfg = iim.setting_config(base, iim.TABLE3_SETTINGS["CP+PBM (L1: CP&PBM) = IIM"][0], seeds[0],
+                                        trunk_steps, finetune_steps)
+     inputs = iim_explorer_inputs(model_source, n_images=n_images, train_config=train_cfg,
+                                  test_seed=explorer_test_seed)
+     print(inputs["about"])
+     print(f"global threshold chosen on validation: {inputs['threshold']:.2f}")
+     """),
     ("code", """
-     cfg = iim.setting_config(base, iim.TABLE3_SETTINGS["CP+PBM (L1: CP&PBM) = IIM"][0], seeds[0], trunk_steps,
-                              finetune_steps)
-     model = iim.load_trained(cfg, iim.get_or_train_iim(cfg, progress=progress, records=train_records))
-     maps = iim.predict_maps(model, test_records)
-     explorer = ThresholdExplorer(test_records, maps, threshold=0.5)
+     explorer = ThresholdExplorer(inputs["records"], inputs["maps"], threshold=inputs["threshold"])
      explorer.widget()
      """),
     ("md", """
-     The cell below drives the same callbacks from code (what the sliders do): a global threshold of 0.3, then
-     0.8, then the learned map."""),
+     The cell below drives the same callbacks from code (what the sliders do): the validation threshold, 0.3 and
+     0.8, then the learned map; it ends back on the validation threshold."""),
     ("code", """
-     for mode, t in (("global", 0.3), ("global", 0.8), ("learned", 0.8)):
+     for mode, t in (("global", inputs["threshold"]), ("global", 0.3), ("global", 0.8), ("learned", 0.8)):
          explorer.mode.value = mode
-         explorer.threshold.value = t
+         explorer.threshold.value = round(t, 2)
          s = explorer.state
          print(f"{mode:7s} T={t:.2f}: {s['count']:4d} components (true {s['gt_count']}), F1 {s['f1']:.3f}, "
                f"precision {s['pre']:.3f}, recall {s['rec']:.3f}")
+     explorer.mode.value = "global"
+     explorer.threshold.value = round(inputs["threshold"], 2)
      """),
 ]
 
