@@ -110,6 +110,26 @@ def _iim_synthetic_config(p: dict[str, Any], seed: int) -> dict[str, Any]:
                               p["finetune_steps"])
 
 
+#: SHA train images the density counter trains on (validation carved from them); the rest are its held-out report
+SHA_TRAIN_IMAGES = 270
+
+
+def _density_sha_config(p: dict[str, Any], seed: int) -> dict[str, Any]:
+    """IIM's density-map baseline (GPR-like: MSE on a Gaussian density map x 100; count = integral / 100) on the
+    ImageNet MobileNetV2 + FPN confidence network, ShanghaiTech A at half resolution. Not from a notebook: the
+    schedule (2,000 steps of 8 crops of 128 px, Adam 5e-4 with poly decay, the last step kept) fits about 10
+    minutes of the 2-core CPU."""
+    from crowdlib.methods import iim
+
+    root = paths.default_data_root("ShanghaiTech")
+    if root is None:
+        raise FileNotFoundError("recipe density-sha needs ShanghaiTech (shared/data/ShanghaiTech); it is not here")
+    return iim.make_config(model="iim_density", encoder="none", backbone="mobilenet_v2", pretrained=True,
+                           data={"kind": "shanghaitech", "root": str(root), "part": "A", "n": SHA_TRAIN_IMAGES},
+                           val_fraction=0.1, crop=128, batch_size=8, steps=2000, eval_every=2000, select="last",
+                           lr=5e-4, scale_range=[0.4, 0.6], eval_scale=0.5, density_sigma=4.0, seed=seed)
+
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("sdnet-shb", "sdnet", "13_sdnet_shanghaitech", "default", 0,
            "ShanghaiTech B train (400 images, 10% carved out as validation)",
@@ -126,6 +146,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "Notebook 91's threshold explorer model: IIM (tiny backbone) with the pixel-level binarization module "
            "(PBM), L1 on the confidence predictor and the PBM.",
            _iim_synthetic_config),
+    Recipe("density-sha", "density", "", "default", 0,
+           f"ShanghaiTech A train, its first {SHA_TRAIN_IMAGES} images (10% of them carved out as validation)",
+           "Density-map counter (IIM's GPR-like baseline: MobileNetV2 + FPN, ImageNet init, MSE on Gaussian density "
+           "maps) trained on ShanghaiTech A at half resolution; the count is the map's integral.",
+           _density_sha_config),
 )}
 
 
@@ -138,13 +163,19 @@ def _recipe(name: str) -> Recipe:
 def recipe_config(name: str) -> dict[str, Any]:
     """The run config of recipe ``name`` (its notebook's parameters under its profile, its setting and seed)."""
     r = _recipe(name)
-    return r.config(notebook_params(r.notebook, r.profile), r.seed)
+    return r.config(notebook_params(r.notebook, r.profile) if r.notebook else {}, r.seed)
 
 
 # --------------------------------------------------------------------------- held-out data of each recipe
 def _eval_records(name: str) -> tuple[list[Any], str]:
     r = _recipe(name)
-    p = notebook_params(r.notebook, r.profile)
+    p = notebook_params(r.notebook, r.profile) if r.notebook else {}
+    if name == "density-sha":  # SHA's test split is not in shared/: the train images the recipe never saw
+        from crowdlib.data.formats import read_shanghaitech
+
+        recs = read_shanghaitech(recipe_config(name)["data"]["root"], "A", "train")[SHA_TRAIN_IMAGES:]
+        return recs, f"ShanghaiTech A train images {SHA_TRAIN_IMAGES + 1}-{SHA_TRAIN_IMAGES + len(recs)} " \
+                     f"({len(recs)} images never used for training or selection)"
     if name == "sdnet-shb":
         from crowdlib.data.formats import read_shanghaitech
 
@@ -185,6 +216,9 @@ def measure(name: str, zm: Any | None = None) -> tuple[dict[str, float], str]:
                "AP@20px (%)": 100.0 * point_ap([{"points": p["points"], "scores": p["scores"]} for p in preds], gts,
                                                20.0),
                "MLE": mle(kept, gts, radius=20.0)}
+    elif zm.kind == "density":
+        counts, gt = [p["count"] for p in preds], [r.count for r in recs]
+        out = {"MAE": mae(counts, gt), "RMSE": rmse(counts, gt), "NAE": nae(counts, gt)}
     else:
         from crowdlib.methods.iim.infer import score_points
 
@@ -223,7 +257,10 @@ def _train(name: str, cfg: dict[str, Any], progress: bool) -> dict[str, Any]:
         return sdnet.run_config(cfg, progress=progress)
     from crowdlib.methods import iim
 
-    return iim.get_or_train_iim(cfg, progress=progress)
+    records = iim.load_records(cfg["data"], "train")
+    if cfg["data"].get("kind") == "shanghaitech" and cfg["data"].get("n"):
+        records = records[:int(cfg["data"]["n"])]
+    return iim.get_or_train_iim(cfg, progress=progress, records=records)
 
 
 def _cache_view(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +302,11 @@ def _inference(name: str, cfg: dict[str, Any], res: Mapping[str, Any]) -> dict[s
                 "min_score": float(ev["min_score"]), "scale": float(ev["scales"][0])}
     from crowdlib.methods import iim
 
+    if _recipe(name).kind == "density":
+        dec = res.get("decode", {}) or {}
+        return {"count_threshold": 0.0, "density_scale": float(cfg["density_scale"]),
+                "peak_threshold": float(dec.get("threshold", 0.0)), "window": int(dec.get("window", 3)),
+                "scale": float(cfg.get("eval_scale", 1.0))}
     model = iim.load_trained(cfg, res, "cpu")
     thr = validation_threshold(model, cfg, iim.load_records(cfg["data"], "train"))
     return {"count_threshold": thr, "learned": cfg.get("encoder", "none") != "none",  # count() decodes with IIM's map

@@ -27,6 +27,23 @@ def _check(source: str) -> None:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
 
 
+def _about(zm: Any) -> str:
+    c = zm.card
+    return (f"shipped model {c.file} (recipe {c.recipe}, trained at {c.trained_at[:7]}; "
+            f"test {', '.join(f'{k} {v:.3g}' for k, v in c.metrics.items())})")
+
+
+def _run_config(recipe: str, source: str, train_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run config of ``source`` "cache" (the recipe's own) or "train" (the caller's)."""
+    from crowdlib.recipes import recipe_config
+
+    if source == "cache":
+        return recipe_config(recipe)
+    if train_config is None:
+        raise ValueError("source='train' needs train_config (the notebook's smoke run config)")
+    return dict(train_config)
+
+
 def explorer_records(cfg: Mapping[str, Any], n_images: int) -> list:
     """The first ``n_images`` training records of a synthetic Crowd-SDNet run config, in store order, rendering
     only those (what :func:`crowdlib.methods.sdnet.train_records_of` returns first)."""
@@ -59,7 +76,7 @@ def sdnet_explorer_inputs(source: str = "shipped", *, n_images: int = 6, train_c
     import torch
 
     from crowdlib.methods import sdnet
-    from crowdlib.recipes import explorer_data, recipe_config
+    from crowdlib.recipes import explorer_data
     from crowdlib.repro import config_hash
 
     _check(source)
@@ -69,15 +86,9 @@ def sdnet_explorer_inputs(source: str = "shipped", *, n_images: int = 6, train_c
         zm = load_model("sdnet-synthetic-explorer", device="cpu")
         cfg, model, thr = zm.config, zm.net, zm.default_threshold
         state = zm.extras["store"]
-        about = (f"shipped model {zm.card.file} (recipe {zm.card.recipe}, trained at {zm.card.trained_at[:7]}; "
-                 f"test {', '.join(f'{k} {v:.3g}' for k, v in zm.card.metrics.items())})")
+        about = _about(zm)
     else:
-        if source == "cache":
-            cfg = recipe_config("sdnet-synthetic-explorer")
-        else:
-            if train_config is None:
-                raise ValueError("source='train' needs train_config (the notebook's smoke run config)")
-            cfg = dict(train_config)
+        cfg = _run_config("sdnet-synthetic-explorer", source, train_config)
         res = sdnet.run_config(cfg, progress=progress)
         model, thr = sdnet.load_detector(res, cfg, "cpu"), float(res["count_threshold"])
         state = explorer_data(res["store"], n_images)
@@ -103,7 +114,6 @@ def iim_explorer_inputs(source: str = "shipped", *, n_images: int = 4, train_con
     ``n_images`` held-out scenes (``test_seed``), the model's confidence and learned threshold maps, and the
     global threshold chosen on validation (the count-optimal one of the recipe)."""
     from crowdlib.methods import iim
-    from crowdlib.recipes import recipe_config
 
     _check(source)
     if source == "shipped":
@@ -111,15 +121,9 @@ def iim_explorer_inputs(source: str = "shipped", *, n_images: int = 4, train_con
 
         zm = load_model("iim-synthetic-explorer", device="cpu")
         cfg, model, thr = zm.config, zm.net, zm.default_threshold
-        about = (f"shipped model {zm.card.file} (recipe {zm.card.recipe}, trained at {zm.card.trained_at[:7]}; "
-                 f"test {', '.join(f'{k} {v:.3g}' for k, v in zm.card.metrics.items())})")
+        about = _about(zm)
     else:
-        if source == "cache":
-            cfg = recipe_config("iim-synthetic-explorer")
-        else:
-            if train_config is None:
-                raise ValueError("source='train' needs train_config (the notebook's smoke run config)")
-            cfg = dict(train_config)
+        cfg = _run_config("iim-synthetic-explorer", source, train_config)
         train_records = iim.load_records(cfg["data"], "train")
         res = iim.get_or_train_iim(cfg, progress=progress, records=train_records)
         model = iim.load_trained(cfg, res, "cpu")
