@@ -8,8 +8,8 @@ a detector or ``density`` ``(H, W)`` for a density counter, and ``image_size``, 
 Large images are cut into overlapping tiles of at most ``tile`` pixels a side (``overlap`` pixels shared by
 neighbours). Every pixel belongs to the *core* of exactly one tile (the cores split each overlap at its middle),
 and a tile keeps only the heads whose point lies in its core (a density counter sums its density over the core),
-so no head is counted twice and none is lost between tiles. Images are processed one at a time (``batch_size``
-images at once when they have the same size and need no tiling).
+so no head is counted twice and none is lost between tiles. ``batch_size`` images of the same size that need no
+tiling share one forward pass.
 """
 from __future__ import annotations
 
@@ -88,26 +88,25 @@ def _normalised(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _raw_tile(zm: Any, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Predictions of one tile in its own pixel frame: detector points/scores/boxes, IIM maps or density."""
+def _raw_tiles(zm: Any, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Predictions of equal-size tiles in one forward pass, each in its own pixel frame: a detector's
+    points/scores/boxes, or IIM's confidence/threshold maps, or a counter's density map."""
     import torch.nn.functional as F
 
     inf = zm.inference
     scale = float(inf.get("scale", 1.0))
-    x = _normalised(image, zm.device)
-    H, W = image.shape[:2]
+    x = torch.cat([_normalised(im, zm.device) for im in images])
+    H, W = images[0].shape[:2]
+    xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
+                                              recompute_scale_factor=False, antialias=scale < 1.0)
     if zm.kind == "sdnet":
         from crowdlib.methods.sdnet.infer import decode_csp
 
-        xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
-                                                  recompute_scale_factor=False, antialias=scale < 1.0)
-        det = decode_csp(zm.net(xs), int(zm.net.stride), min_score=float(inf.get("min_score", 0.05)),
-                         nms_iou=float(inf.get("nms_iou", 0.5)))[0]
-        return {"points": det["points"] / scale, "boxes": det["boxes"] / scale, "scores": det["scores"]}
-    xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False,
-                                              recompute_scale_factor=False, antialias=scale < 1.0)
+        dets = decode_csp(zm.net(xs), int(zm.net.stride), min_score=float(inf.get("min_score", 0.05)),
+                          nms_iou=float(inf.get("nms_iou", 0.5)))
+        return [{"points": d["points"] / scale, "boxes": d["boxes"] / scale, "scores": d["scores"]} for d in dets]
     out = zm.net(xs)
-    maps = {}
+    maps: list[dict[str, np.ndarray]] = [{} for _ in images]
     for k in ("confidence", "threshold", "map"):
         if k in out:
             v = out[k].float()
@@ -117,8 +116,13 @@ def _raw_tile(zm: Any, image: np.ndarray) -> dict[str, np.ndarray]:
                 v = F.interpolate(v, size=(H, W), mode="bilinear", align_corners=False)
                 if k == "map":
                     v = v * (xs.shape[-2] * xs.shape[-1]) / float(H * W)  # keep the integral
-            maps[k] = v[0, 0].cpu().numpy()
+            for b in range(len(images)):
+                maps[b][k] = v[b, 0].cpu().numpy()
     return maps
+
+
+def _raw_tile(zm: Any, image: np.ndarray) -> dict[str, np.ndarray]:
+    return _raw_tiles(zm, [image])[0]
 
 
 def _points_of(zm: Any, maps: dict[str, np.ndarray], threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +141,9 @@ def _points_of(zm: Any, maps: dict[str, np.ndarray], threshold: float | None) ->
 
 
 def predict_one(zm: Any, image: Any, threshold: float | None = None, *, tile: int = 1024,
-                overlap: int = 128) -> dict[str, Any]:
-    """One image through zoo model ``zm`` (tiled above ``tile`` px); see the module doc for the result."""
+                overlap: int = 128, raw: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """One image through zoo model ``zm`` (tiled above ``tile`` px); see the module doc for the result.
+    ``raw``: the image's untiled prediction, already computed (batched by :func:`count`)."""
     img = load_image(image)
     H, W = img.shape[:2]
     t0 = time.perf_counter()
@@ -151,7 +156,7 @@ def predict_one(zm: Any, image: Any, threshold: float | None = None, *, tile: in
     for y0, (ylo, yhi) in zip(ys, ycores):
         for x0, (xlo, xhi) in zip(xs, xcores):
             part = img[y0:y0 + tile, x0:x0 + tile]
-            raw = _raw_tile(zm, part)
+            raw = raw if raw is not None and len(ys) * len(xs) == 1 else _raw_tile(zm, part)
             if zm.kind == "sdnet":
                 keep = raw["scores"] > thr
                 p, s, b = raw["points"][keep], raw["scores"][keep], raw["boxes"][keep]
@@ -195,7 +200,7 @@ def count(images: Any, model: str = "sdnet-shb", *, threshold: float | None = No
         images: a path, PIL image or array, or a list of them; a single image gives a single dict.
         threshold: score (detector) or confidence (IIM) threshold; ``None``: the one chosen on validation.
         tile, overlap: tiling of images larger than ``tile`` px (see the module doc).
-        batch_size: accepted for API stability; images are processed one at a time.
+        batch_size: images of equal size that need no tiling go through the network this many at a time.
         device: ``"cpu"``, ``"cuda"``...; ``None`` picks CUDA when available.
         progress: a progress bar over the images.
 
@@ -212,6 +217,28 @@ def count(images: Any, model: str = "sdnet-shb", *, threshold: float | None = No
     single = not isinstance(images, (list, tuple)) or (isinstance(images, tuple) and len(images) == 3
                                                       and all(isinstance(v, int) for v in images))
     items: Iterable[Any] = [images] if single else list(images)
-    res = [predict_one(zm, im, threshold, tile=tile, overlap=overlap)
-           for im in tqdm(items, desc=f"count ({zm.name})", disable=not progress, leave=False)]
+    res: list[dict[str, Any]] = []
+    items = list(items)
+    bar = tqdm(total=len(items), desc=f"count ({zm.name})", disable=not progress, leave=False)
+    for start in range(0, len(items), int(batch_size)):
+        chunk = [load_image(im) for im in items[start:start + int(batch_size)]]
+        raws: list[dict[str, np.ndarray] | None] = [None] * len(chunk)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(chunk):
+            if im.shape[0] <= tile and im.shape[1] <= tile and len(chunk) > 1:
+                groups.setdefault(im.shape[:2], []).append(i)
+        for idx in groups.values():
+            t0 = time.perf_counter()
+            for i, r in zip(idx, _raw_tiles(zm, [chunk[i] for i in idx])):
+                raws[i] = r
+            for i in idx:  # the batch's time, shared
+                raws[i]["_seconds"] = np.float64((time.perf_counter() - t0) / len(idx))  # type: ignore[index]
+        for im, raw in zip(chunk, raws):
+            out = predict_one(zm, im, threshold, tile=tile, overlap=overlap,
+                              raw={k: v for k, v in raw.items() if k != "_seconds"} if raw else None)
+            if raw:
+                out["seconds"] += float(raw["_seconds"])
+            res.append(out)
+            bar.update(1)
+    bar.close()
     return res[0] if single else res

@@ -103,6 +103,9 @@ def test_count_takes_paths_pil_images_and_arrays(tmp_path: Path) -> None:
     many = crowdlib.count([img, Image.fromarray(img), img.astype(np.float32) / 255.0], model=zm)
     assert isinstance(one, dict) and len(many) == 3
     assert [r["count"] for r in many[:2]] == [one["count"]] * 2
+    batched = crowdlib.count([img, img[:, ::-1].copy(), img], model=zm, batch_size=3)  # one forward pass
+    alone = crowdlib.count([img, img[:, ::-1].copy(), img], model=zm, batch_size=1)
+    assert [abs(a["count"] - b["count"]) <= 1 for a, b in zip(batched, alone)] == [True] * 3
     assert set(one) >= {"count", "points", "scores", "boxes", "image_size"}
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "missing.jpg")
