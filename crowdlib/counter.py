@@ -14,7 +14,7 @@ tiling share one forward pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,15 +214,14 @@ def count(images: Any, model: str = "sdnet-shb", *, threshold: float | None = No
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     zm = model if isinstance(model, ZooModel) else load_model(model, device=device)
-    single = not isinstance(images, (list, tuple)) or (isinstance(images, tuple) and len(images) == 3
-                                                      and all(isinstance(v, int) for v in images))
-    items: Iterable[Any] = [images] if single else list(images)
+    single = not isinstance(images, (list, tuple))
+    items = [images] if single else list(images)
     res: list[dict[str, Any]] = []
-    items = list(items)
     bar = tqdm(total=len(items), desc=f"count ({zm.name})", disable=not progress, leave=False)
     for start in range(0, len(items), int(batch_size)):
         chunk = [load_image(im) for im in items[start:start + int(batch_size)]]
         raws: list[dict[str, np.ndarray] | None] = [None] * len(chunk)
+        shared = [0.0] * len(chunk)  # each image's share of its batch's forward pass, in seconds
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(chunk):
             if im.shape[0] <= tile and im.shape[1] <= tile and len(chunk) > 1:
@@ -231,13 +230,11 @@ def count(images: Any, model: str = "sdnet-shb", *, threshold: float | None = No
             t0 = time.perf_counter()
             for i, r in zip(idx, _raw_tiles(zm, [chunk[i] for i in idx])):
                 raws[i] = r
-            for i in idx:  # the batch's time, shared
-                raws[i]["_seconds"] = np.float64((time.perf_counter() - t0) / len(idx))  # type: ignore[index]
-        for im, raw in zip(chunk, raws):
-            out = predict_one(zm, im, threshold, tile=tile, overlap=overlap,
-                              raw={k: v for k, v in raw.items() if k != "_seconds"} if raw else None)
-            if raw:
-                out["seconds"] += float(raw["_seconds"])
+            for i in idx:
+                shared[i] = (time.perf_counter() - t0) / len(idx)
+        for im, raw, sec in zip(chunk, raws, shared):
+            out = predict_one(zm, im, threshold, tile=tile, overlap=overlap, raw=raw)
+            out["seconds"] += sec
             res.append(out)
             bar.update(1)
     bar.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,11 +27,27 @@ import numpy as np
 
 from crowdlib import paths
 
-__all__ = ["Recipe", "RECIPES", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
+__all__ = ["Recipe", "RECIPES", "parameters_cell", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
            "EXPLORER_IMAGES"]
 
 #: training images whose pseudo-box store (and refinement history) the Crowd-SDNet explorer model carries
 EXPLORER_IMAGES = 6
+
+
+def parameters_cell(nb: Path) -> dict[str, tuple[Any, str]]:
+    """``{name: (default value, comment)}`` of a notebook's cell tagged ``parameters`` (literals only)."""
+    import io
+    import tokenize
+
+    cells = json.loads(Path(nb).read_text())["cells"]
+    src = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+                if tok.type == tokenize.COMMENT}
+    out: dict[str, tuple[Any, str]] = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            out[node.targets[0].id] = (ast.literal_eval(node.value), comments.get(node.lineno, ""))
+    return out
 
 
 def notebook_params(stem: str, profile: str = "default") -> dict[str, Any]:
@@ -46,12 +61,7 @@ def notebook_params(stem: str, profile: str = "default") -> dict[str, Any]:
     nb = paths.project_root() / "notebooks" / f"{stem}.ipynb"
     if not nb.is_file():
         raise FileNotFoundError(f"{nb}: recipes need the repository's notebooks/ (a source checkout)")
-    cells = json.loads(nb.read_text())["cells"]
-    src = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    out: dict[str, Any] = {}
-    for node in ast.parse(src).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = ast.literal_eval(node.value)
+    out = {k: v for k, (v, _) in parameters_cell(nb).items()}
     yml = paths.project_root() / "params" / profile / f"{stem}.yaml"
     if yml.is_file():
         out.update(yaml.safe_load(yml.read_text()) or {})
@@ -242,14 +252,6 @@ def explorer_data(store_state: Mapping[str, Any], n: int = EXPLORER_IMAGES) -> d
 
 
 # --------------------------------------------------------------------------- train, export, card
-def _git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.project_root(), capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _train(name: str, cfg: dict[str, Any], progress: bool) -> dict[str, Any]:
     if _recipe(name).kind == "sdnet":
         from crowdlib.methods import sdnet
@@ -334,7 +336,7 @@ def train_recipe(name: str, *, folder: str | Path | None = None, result_file: st
     that made ``reports/``); ``trained_at`` then names the git SHA that trained it.
     """
     from crowdlib import zoo
-    from crowdlib.repro import config_hash, load_checkpoint
+    from crowdlib.repro import config_hash, git_info, load_checkpoint
 
     r = _recipe(name)
     folder = Path(folder) if folder is not None else zoo.weights_dir()
@@ -360,7 +362,7 @@ def train_recipe(name: str, *, folder: str | Path | None = None, result_file: st
                                inference=_inference(name, cfg, res), extras=extras)
     cards = [c for c in zoo.list_models(folder) if c.name != name]
     card = zoo.ModelCard(name=name, file=file, sha256=digest, kind=r.kind, recipe=name, data=r.data,
-                         description=r.description, trained_at=trained_at or _git_sha(), train_seconds=train_s,
+                         description=r.description, trained_at=trained_at or git_info()["git_sha"] or "unknown", train_seconds=train_s,
                          size_bytes=(folder / file).stat().st_size, notes=notes)
     zoo.save_cards(cards + [card], folder)
     zm = zoo.load_model(name, folder=folder, device="cpu")

@@ -4,16 +4,15 @@ paper's architecture, widths, learning rates and optimizer groups; the smoke pro
 no pretrained weights, which this machine lacks)."""
 from __future__ import annotations
 
-import ast
-import io
 import json
 import os
-import tokenize
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from crowdlib.recipes import parameters_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -23,19 +22,6 @@ PROFILES = sorted(p for p in (ROOT / "params").iterdir() if p.is_dir())
 SIZE_KEYS = {"seeds", "n_train", "n_test", "n_images", "timing_images", "n_negative", "image_size", "crop",
              "input_scale", "image_scale", "batch_size", "epochs", "max_steps", "steps", "trunk_steps",
              "finetune_steps", "eval_every", "val_every", "pbm_pool", "n_dense", "n_sparse"}
-
-
-def parameters_cell(nb: Path) -> dict[str, tuple[object, str]]:
-    """``{name: (default value, comment)}`` of the notebook's cell tagged ``parameters``."""
-    cells = json.loads(nb.read_text())["cells"]
-    src = next("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    comments = {tok.start[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(src).readline)
-                if tok.type == tokenize.COMMENT}
-    out = {}
-    for node in ast.parse(src).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            out[node.targets[0].id] = (ast.literal_eval(node.value), comments.get(node.lineno, ""))
-    return out
 
 
 def _same_kind(default: object, value: object, comment: str) -> bool:
@@ -70,8 +56,8 @@ def test_profile_names_only_the_notebooks_parameters_with_their_types(profile: s
 # --------------------------------------------------------------------------- the paper profile's first steps
 def _write_shanghaitech(root: Path) -> Path:
     """A tiny ShanghaiTech Part B (3 train, 2 test images) and its NWPU-format localization file."""
-    import scipy.io
     from PIL import Image
+    from test_formats_mat import write_sht_mat
 
     rng = np.random.default_rng(0)
     lines = []
@@ -82,11 +68,7 @@ def _write_shanghaitech(root: Path) -> Path:
         for k in range(1, n + 1):
             Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(base / "images" / f"IMG_{k}.jpg")
             pts = rng.uniform([4, 4], [124, 92], (5 + k, 2))
-            struct = np.zeros((1, 1), dtype=[("location", "O"), ("number", "O")])
-            struct[0, 0]["location"], struct[0, 0]["number"] = pts, np.array([[len(pts)]], dtype=np.float64)
-            cell = np.empty((1, 1), dtype=object)
-            cell[0, 0] = struct
-            scipy.io.savemat(str(base / "ground-truth" / f"GT_IMG_{k}.mat"), {"image_info": cell})
+            write_sht_mat(base / "ground-truth" / f"GT_IMG_{k}.mat", pts)
             if split == "test":
                 heads = " ".join(f"{x:.0f} {y:.0f} 8 10 1" for x, y in pts)
                 lines.append(f"{400 + k:04d} {len(pts)} {heads}")

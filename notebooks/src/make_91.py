@@ -11,8 +11,8 @@ EXTRA = """model_source = "shipped"  # "shipped" (weights/, no training), "cache
 n_images = 4  # held-out synthetic scenes in the explorer
 explorer_test_seed = 3001  # their seed (notebook 20's default-profile test scenes)
 """
-PARAMS_91 = PARAMS.split("\n", 2)  # "", the profile line, the rest
-PARAMS_91 = PARAMS_91[0] + "\n" + PARAMS_91[1] + "\n" + EXTRA + PARAMS_91[2]
+_head, _profile, _rest = PARAMS.split("\n", 2)  # notebook 20's parameters; ours go after its profile line
+PARAMS_91 = "\n".join([_head, _profile, EXTRA + _rest])
 
 cells = [
     ("md", """
