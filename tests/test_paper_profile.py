@@ -78,7 +78,7 @@ def _write_shanghaitech(root: Path) -> Path:
 
 
 #: smaller still than the smoke sizes: the paper's widths (256-channel decoders, VGG-16) are slow on a CPU
-TINY = {"n_train": 8, "n_test": 2, "n_train_other": 4, "n_negative": 2, "image_size": 64, "crop": 64,
+TINY = {"n_train": 8, "n_test": 2, "n_test_other": {"shb_like": 2, "faces": 2}, "n_negative": 2, "image_size": 64, "crop": 64,
         "batch_size": 2, "epochs": 1, "max_steps": 1, "trunk_steps": 1, "finetune_steps": 2, "steps": 2,
         "eval_every": 1}
 #: Fig. 4's crowdedness bins (notebook 12) need the smoke profile's 160-px scenes: 64-px ones have no crowded heads

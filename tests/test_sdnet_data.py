@@ -49,3 +49,33 @@ def test_synthetic_config_is_shared_and_bins_scale() -> None:
         sdnet.setting_config(a, "everything", 0)
     with pytest.raises(ValueError, match="data.source"):
         sdnet.load_records({"source": "nwpu"})
+
+
+def test_stand_in_configs_take_each_sets_table1_row() -> None:
+    """Each stand-in is its own dataset: Table I's r, alpha cap and size limits of its paper dataset, beta fitted on
+    its own training images by :func:`fit_luda_beta`, the shared schedule untouched."""
+    common = dict(n_train=6, image_size=96, epochs=3, batch_size=2, lr=1e-3, data_seed=5)
+    cfgs = sdnet.stand_in_configs(["shb_like", "faces"], **common)
+    shb, faces = cfgs["shb_like"], cfgs["faces"]
+    assert shb["pseudo"]["params"]["r"] == 8 and shb["model"]["loss"]["alpha_cap"] == 50
+    assert shb["pseudo"]["params"]["max_size"] == 50.0
+    assert faces["pseudo"]["params"]["r"] == 6 and faces["model"]["loss"]["alpha_cap"] is None
+    assert faces["pseudo"]["params"]["min_size"] == 8.0
+    for name, cfg in cfgs.items():
+        assert cfg["data"]["presets"] == [[name, 6]] and cfg["data"]["height"] == 96
+        assert cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 1e-3
+        beta = sdnet.fit_luda_beta(sdnet.train_records_of(cfg), 2)
+        assert cfg["pseudo"]["params"]["beta"] == beta
+    with pytest.raises(ValueError, match="per dataset"):
+        sdnet.stand_in_configs(["faces"], beta=1.0, **common)
+    with pytest.raises(ValueError, match="unknown stand-in"):
+        sdnet.stand_in_configs(["nwpu_like"], **common)
+
+
+def test_table3_claims_per_dataset_are_tagged_and_point_at_their_table() -> None:
+    plain = sdnet.table3_claims(("AP@0.5 medium",))
+    tagged = sdnet.table3_claims(("AP@0.5 medium",), table="III (faces)", tag="faces")
+    assert len(plain) == len(tagged) == 7
+    assert all(c.table == "III" for c in plain) and all(c.table == "III (faces)" for c in tagged)
+    assert all(c.text.startswith("[faces] ") for c in tagged)
+    assert [c.text[len("[faces] "):] for c in tagged] == [c.text for c in plain]

@@ -27,7 +27,7 @@ from .store import BIN_LABELS, CROWD_BINS, PseudoBoxStore, crowd_bin, initial_si
 from .study import (PRESET_DATASET, PAPER_SHB, PAPER_TABLE2, PAPER_TABLE3, canonical_config, claim_sentences, describe_run_device,
                     eval_records_for, experiment_config, fig4_rows, fit_luda_beta, final_losses, quality_by_preset,
                     refinement_curves, rows_from_long, run_config, run_settings, setting_config,
-                    shanghaitech_config, size_init_metrics, synthetic_test_records, table2_quality, table3_claims,
+                    shanghaitech_config, size_init_metrics, stand_in_configs, synthetic_test_records, table2_quality, table3_claims,
                     train_records_of, train_settings)
 from .train import (ABLATION_SETTINGS, TARGET_KEYS, Refiner, SDNetTargets, build_detector, default_config,
                     load_detector, load_records, merge_config, recalibrate_bn, sdnet_prepare_batch, train_sdnet)
@@ -50,5 +50,5 @@ __all__ = [
     "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences", "table2_quality", "final_losses",
     "train_records_of", "refinement_curves", "experiment_config", "eval_records_for", "synthetic_test_records",
     "describe_run_device", "quality_by_preset", "fig4_rows", "shanghaitech_config", "PRESET_DATASET",
-    "fit_luda_beta",
+    "fit_luda_beta", "stand_in_configs",
 ]

@@ -21,7 +21,8 @@ __all__ = ["PAPER_TABLE2", "PAPER_TABLE3", "PAPER_SHB", "canonical_config", "run
            "run_settings", "train_settings", "size_init_metrics", "rows_from_long", "table3_claims", "claim_sentences",
            "table2_quality", "final_losses", "train_records_of", "refinement_curves", "experiment_config",
            "eval_records_for", "synthetic_test_records", "describe_run_device", "quality_by_preset", "fig4_rows",
-           "shanghaitech_config", "PRESET_DATASET", "fit_luda_beta"]
+           "shanghaitech_config", "PRESET_DATASET", "fit_luda_beta",
+           "stand_in_configs"]
 
 
 #: Table III of the paper (WiderFace val, AP in %, IoU 0.5): the rows we reproduce.
@@ -133,22 +134,28 @@ def size_init_metrics(records: Sequence[Any], pseudo: Mapping[str, Any], *,
     return pd.DataFrame(recs)
 
 
-def table3_claims(metrics: Sequence[str] = ("AP@0.5 medium", "AP@0.3 medium")) -> list:
-    """The paper's Table III directions as :class:`crowdlib.repro.Claim` s on the given AP metrics and MAE."""
+def table3_claims(metrics: Sequence[str] = ("AP@0.5 medium", "AP@0.3 medium"), table: str = "III",
+                  tag: str | None = None) -> list:
+    """The paper's Table III directions as :class:`crowdlib.repro.Claim` s on the given AP metrics and MAE.
+
+    ``table``: the rows' table name (one per dataset, e.g. ``"III (shb_like)"``); ``tag``: a prefix of every claim's
+    text (``"[shb_like] ..."``), so that the claims of several datasets stay apart in the scorecard.
+    """
     from crowdlib.repro import Claim
 
+    pre = f"[{tag}] " if tag else ""
     claims = []
     for m in metrics:
         claims += [
-            Claim(f"both modules beat refinement only ({m})", m, "both", "refinement only", "III"),
-            Claim(f"refinement only beats loss only ({m})", m, "refinement only", "loss only", "III"),
-            Claim(f"refinement only beats neither ({m})", m, "refinement only", "neither", "III"),
-            Claim(f"crowdedness-aware loss beats plain pseudo sizes ({m})", m, "loss only", "neither", "III"),
-            Claim(f"both modules beat neither ({m})", m, "both", "neither", "III"),
+            Claim(f"{pre}both modules beat refinement only ({m})", m, "both", "refinement only", table),
+            Claim(f"{pre}refinement only beats loss only ({m})", m, "refinement only", "loss only", table),
+            Claim(f"{pre}refinement only beats neither ({m})", m, "refinement only", "neither", table),
+            Claim(f"{pre}crowdedness-aware loss beats plain pseudo sizes ({m})", m, "loss only", "neither", table),
+            Claim(f"{pre}both modules beat neither ({m})", m, "both", "neither", table),
         ]
-    claims.append(Claim("both modules count better than neither (MAE)", "MAE", "both", "neither", "III"))
-    claims.append(Claim("LUDA size init beats GAK size init (AP@0.5 hard)", "AP@0.5 hard", "LUDA (size init)",
-                        "GAK (size init)", "III"))
+    claims.append(Claim(f"{pre}both modules count better than neither (MAE)", "MAE", "both", "neither", table))
+    claims.append(Claim(f"{pre}LUDA size init beats GAK size init (AP@0.5 hard)", "AP@0.5 hard", "LUDA (size init)",
+                        "GAK (size init)", table))
     return claims
 
 
@@ -325,6 +332,25 @@ def experiment_config(*, dataset: str = "mixture", n_train: int | None = None, n
     return merge_config(cfg, extra)
 
 
+def stand_in_configs(names: Sequence[str], **common: Any) -> dict[str, dict[str, Any]]:
+    """One run config per calibrated stand-in in ``names`` (e.g. ``["shb_like", "faces"]``), each trained on its
+    own as the paper trains SHA, SHB and WiderFace: its own row of Table I (``r``, alpha cap, size limits; see
+    :data:`PRESET_DATASET`) and LUDA's beta fitted on its own training images (:func:`fit_luda_beta`).
+
+    ``common``: the :func:`experiment_config` arguments the sets share (schedule, model, ``n_train``,
+    ``image_size``, seeds of the data); the per-dataset ones (``dataset``, ``beta``, ``region_divisor``,
+    ``alpha_cap``) are not allowed there.
+    """
+    clash = sorted({"dataset", "beta", "region_divisor", "alpha_cap"} & set(common))
+    if clash:
+        raise ValueError(f"stand_in_configs: {clash} are set per dataset (Table I), not shared")
+    unknown = [n for n in names if n not in PRESET_DATASET or n == "mixture"]
+    if unknown:
+        raise ValueError(f"stand_in_configs: unknown stand-in(s) {unknown}; choose from {sorted(PRESET_DATASET)}")
+    return {str(n): experiment_config(dataset=str(n), beta="fit", region_divisor=None, alpha_cap=None, **common)
+            for n in names}
+
+
 def eval_records_for(base: Mapping[str, Any], n_per_preset: int, image_size: int | None = None,
                      data_seed: int = 0, test_seed: int | None = None) -> list:
     """Held-out evaluation records of a run config: WIDER FACE val (``2 * n_per_preset`` images) when the config
@@ -416,8 +442,9 @@ def quality_by_preset(train_records: Sequence[Any], pseudo: Mapping[str, Any],
     return pd.DataFrame(out).set_index(by)
 
 
-def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, fraction: float = 0.25) -> list:
-    """Rows (table ``"fig4"``) of the refined share (%) per crowdedness bin after ``fraction`` of the epochs
+def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, fraction: float = 0.25,
+              table: str = "fig4") -> list:
+    """Rows (table ``table``) of the refined share (%) per crowdedness bin after ``fraction`` of the epochs
     (metric ``"refined share, early"``) and at the end (``"refined share, final"``), one value per seed."""
     from crowdlib.repro import Row
 
@@ -430,7 +457,7 @@ def fig4_rows(runs: Mapping[tuple[str, int], Mapping[str, Any]], setting: str, f
         for label in BIN_LABELS:
             vals.setdefault((label, "refined share, early"), []).append(100 * early[f"refined_share/{label}"])
             vals.setdefault((label, "refined share, final"), []).append(100 * hist[-1][f"refined_share/{label}"])
-    return [Row("fig4", label, metric, v) for (label, metric), v in vals.items()
+    return [Row(table, label, metric, v) for (label, metric), v in vals.items()
             if all(math.isfinite(x) for x in v)]
 
 
