@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from crowdlib.cpu_isa import check_cpu_isa_pin, cpu_kernel_info
 from typing import Any
 
 import numpy as np
@@ -94,6 +96,7 @@ class fixed_threads(contextlib.ContextDecorator):
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
+        check_cpu_isa_pin()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -210,6 +213,7 @@ def provenance() -> dict[str, Any]:
         torch_threads=torch.get_num_threads(),
         study_threads=TRAIN_THREADS,
         torch=torch.__version__,
+        cpu=cpu_kernel_info(),
         cuda=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         device="cuda" if torch.cuda.is_available() else "cpu",

@@ -66,33 +66,42 @@ cells = [
 
      apply_thread_limit()
      rep = Reporter("10_sdnet_pseudo_sizes", profile=profile, seeds=seeds)
-""" + BASE_CONFIG + """     train_records = sdnet.train_records_of(base)
+""" + BASE_CONFIG + OTHER_CONFIGS + """     train_records = sdnet.train_records_of(base)
      print(len(train_records), "training images,", sum(r.count for r in train_records), "heads; LUDA parameters:",
            base["pseudo"]["params"])
      """),
     ("md", """
-     ## The stand-in against the real dataset
-     Counts per image and nearest-neighbour distance as a fraction of the image height, `sha_like` training images
-     against ShanghaiTech A train (computed from `shared/` when present, else from the stored statistics). The
-     preset was fixed by `tools/calibrate_synthetic.py` before any test result was looked at."""),
+     ## The stand-ins against the real datasets
+     Counts per image and nearest-neighbour distance as a fraction of the image height: the training images of each
+     stand-in that has a real counterpart here (`sha_like` against ShanghaiTech A train, `shb_like` against
+     ShanghaiTech B train; computed from `shared/` when present, else from the stored statistics). The presets were
+     fixed by `tools/calibrate_synthetic.py` before any test result was looked at. The WiderFace stand-in `faces`
+     has no real data here to compare with."""),
     ("code", """
      from crowdlib.data import synth_stats
 
-     real, source = synth_stats.real_calibration_stats(synth_stats.REAL_COUNTERPART.get(dataset, ("A", "train"))[0])
-     syn = synth_stats.calibration_stats(train_records)
-     print("real statistics:", source)
-     rep.table(synth_stats.calibration_table({"ShanghaiTech (real)": real, f"{dataset} (ours)": syn}).round(4).T,
-               "calibration", caption="calibration of the stand-in: counts and NN distance / image height")
-     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-     for ax, key, edges, xlabel in ((axes[0], "count_hist", synth_stats.COUNT_EDGES, "heads per image"),
-                                    (axes[1], "nn_rel_hist", synth_stats.NN_EDGES, "NN distance / image height")):
-         for st, label in ((real, "ShanghaiTech (real)"), (syn, f"{dataset} (ours)")):
-             h = np.asarray(st[key], float)
-             ax.stairs(h / max(h.sum(), 1), edges, label=label)
-         ax.set_xlabel(xlabel)
-         ax.set_ylabel("share")
-     axes[0].set_xscale("log")
-     axes[0].legend()
+     sets = {dataset: train_records, **{n: sdnet.train_records_of(c) for n, c in others.items()
+                                        if n in synth_stats.REAL_COUNTERPART}}
+     stats, pairs = {}, []
+     for name, recs in sets.items():
+         part = synth_stats.REAL_COUNTERPART.get(name, ("A", "train"))[0]  # a set without one is shown against SHA
+         real, source = synth_stats.real_calibration_stats(part)
+         stats[f"ShanghaiTech {part} train (real)"], stats[f"{name} (ours)"] = real, synth_stats.calibration_stats(recs)
+         pairs.append((name, part))
+         print(f"{name}: real statistics from {source}")
+     rep.table(synth_stats.calibration_table(stats).round(4).T, "calibration",
+               caption="calibration of the stand-ins: counts and NN distance / image height, real against ours")
+     fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 3.4 * len(pairs)), squeeze=False)
+     for row, (name, part) in enumerate(pairs):
+         for ax, key, edges, xlabel in ((axes[row, 0], "count_hist", synth_stats.COUNT_EDGES, "heads per image"),
+                                        (axes[row, 1], "nn_rel_hist", synth_stats.NN_EDGES, "NN distance / image height")):
+             for label in (f"ShanghaiTech {part} train (real)", f"{name} (ours)"):
+                 h = np.asarray(stats[label][key], float)
+                 ax.stairs(h / max(h.sum(), 1), edges, label=label)
+             ax.set_xlabel(xlabel)
+             ax.set_ylabel("share")
+             ax.legend(fontsize=8)
+         axes[row, 0].set_xscale("log")
      fig.tight_layout()
      rep.figure(fig, "calibration_histograms")
      """),
@@ -127,7 +136,7 @@ cells = [
      pseudo boxes of each set's "both" and "refinement only" runs (the runs of that set's Table III in notebook
      11)."""),
     ("code", """
-""" + OTHER_CONFIGS + """     other_rows, other_claims = [], []
+     other_rows, other_claims = [], []
      for name, cfg_o in others.items():
          recs_o = sdnet.train_records_of(cfg_o)
          runs_o = sdnet.train_settings(cfg_o, ["both", "refinement only"], seeds, progress=progress)

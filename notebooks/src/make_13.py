@@ -121,10 +121,13 @@ cells = [
          fig.tight_layout()
          rep.figure(fig, "learning_curve")
          if len(curve) >= 3:
-             trend = extrapolate_curve(curve["step"], curve["val_mae"], factors=(2, 10))
-             print(f"validation MAE {curve['val_mae'].iloc[-1]:.1f} after {curve['step'].iloc[-1]:.0f} steps; "
-                   f"power-law trend of the second half (exponent {trend['b']:.2f}): "
-                   f"{trend['at x2']:.1f} at 2x the steps, {trend['at x10']:.1f} at 10x")
+             trend = extrapolate_curve(curve["step"], curve["val_mae"], factors=(1, 2, 10))
+             verdict = ("still falling" if trend["b"] > 0 else
+                        "not falling: at this learning rate more steps are not expected to help")
+             print(f"validation MAE {curve['val_mae'].iloc[-1]:.1f} after {curve['step'].iloc[-1]:.0f} steps (best "
+                   f"{curve['val_mae'].min():.1f}, spread of the second half {curve['val_mae'].iloc[len(curve) // 2:].std():.1f}); "
+                   f"power law fitted to the second half: {trend['at x1']:.1f} now, {trend['at x2']:.1f} at 2x the steps, "
+                   f"{trend['at x10']:.1f} at 10x (exponent {trend['b']:.2f}, {verdict})")
      """),
     ("code", """
      if have_data:
