@@ -70,11 +70,14 @@ class PseudoBoxExplorer:
         predictions: per record ``{"boxes", "scores"}`` of the trained detector (``predict_sdnet``), or ``None``.
         pseudo_params: LUDA/GAK parameters (for the GAK boxes).
         threshold: initial score threshold (e.g. the run's validation-chosen count threshold).
+        start_image: the image shown first; ``None``: the one with the median head count (a typical scene rather
+            than whichever comes first, which may be the densest).
     """
 
     def __init__(self, records: Sequence[Any], store: PseudoBoxStore,
                  predictions: Sequence[Mapping[str, np.ndarray]] | None = None,
-                 pseudo_params: Mapping[str, Any] | None = None, threshold: float = 0.4) -> None:
+                 pseudo_params: Mapping[str, Any] | None = None, threshold: float = 0.4,
+                 start_image: int | None = None) -> None:
         import ipywidgets as W
 
         if len(records) != len(store):
@@ -88,7 +91,12 @@ class PseudoBoxExplorer:
         hist = store.history()
         self.max_epoch = int(hist[:, 0].max()) if len(hist) else 0
         labels = [(f"{i}: {r.image_id} ({r.count} heads)", i) for i, r in enumerate(records)]
-        self.image = W.Dropdown(options=labels, value=0, description="image")
+        if start_image is None:
+            order = np.argsort([r.count for r in records], kind="stable")
+            start_image = int(order[(len(order) - 1) // 2]) if len(order) else 0
+        if not 0 <= int(start_image) < max(len(records), 1):
+            raise ValueError(f"PseudoBoxExplorer: start_image {start_image} is not an index of the {len(records)} records")
+        self.image = W.Dropdown(options=labels, value=int(start_image), description="image")
         self.epoch = W.IntSlider(value=self.max_epoch, min=-1, max=self.max_epoch, description="epoch")
         self.source = W.ToggleButtons(options=list(SOURCES), value="refined", description="pseudo boxes")
         self.threshold = W.FloatSlider(value=float(threshold), min=0.0, max=1.0, step=0.01, description="threshold")

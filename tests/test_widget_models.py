@@ -43,7 +43,7 @@ def test_sdnet_explorer_counts_a_test_scene_within_30_percent_and_follows_the_th
 
     ex = PseudoBoxExplorer([rec] + sdnet_inputs["records"][1:], sdnet_inputs["store"],
                            [pred] + sdnet_inputs["predictions"][1:], sdnet_inputs["pseudo_params"],
-                           threshold=round(sdnet_inputs["threshold"], 2))
+                           threshold=round(sdnet_inputs["threshold"], 2), start_image=0)
     assert ex.state["count"] == at_default["count"] > 0
     ex.threshold.value = 0.7
     assert ex.state["count"] < at_default["count"] and str(ex.state["count"]) in ex.summary.value

@@ -64,3 +64,14 @@ def test_explorer_rejects_mismatched_inputs() -> None:
         PseudoBoxExplorer(recs[:1], store)
     with pytest.raises(ValueError, match="predictions"):
         PseudoBoxExplorer(recs, store, preds[:1])
+
+
+def test_explorer_opens_on_the_median_scene_unless_told() -> None:
+    rng = np.random.default_rng(1)
+    recs = [CrowdRecord(f"img{i}", rng.uniform(5, 55, (n, 2)).astype(np.float32), image=np.zeros((64, 64, 3), np.uint8))
+            for i, n in enumerate([40, 3, 12, 25, 6])]  # the first image is the densest
+    store = PseudoBoxStore.from_records(recs, "luda", {"K": 2, "beta": 1.0, "r": 8})
+    assert PseudoBoxExplorer(recs, store).state["index"] == 2  # 12 heads: the median of 3, 6, 12, 25, 40
+    assert PseudoBoxExplorer(recs, store, start_image=0).state["index"] == 0
+    with pytest.raises(ValueError, match="start_image"):
+        PseudoBoxExplorer(recs, store, start_image=5)

@@ -6,7 +6,8 @@
   loss parameter: ``l1_area="encoder"`` binarizes with ``k = 0`` (the gradient reaches only the threshold
   encoder), ``l1_area="both"`` with ``k`` (0.2 in the authors' code; the gradient also reaches the predictor).
 - :class:`DensityLoss`: pixel MSE between a predicted and a ground-truth density map (scaled by ``density_scale``).
-- :class:`DotMapLoss`: class-balanced binary cross-entropy on a dilated dot ("cruciform") map.
+- :class:`DotMapLoss`: on a dilated dot ("cruciform") map, pixel MSE (``kind="mse"``, the loss IIM's own
+  confidence map has) or class-balanced binary cross-entropy (``kind="bce_balanced"``).
 
 Targets are batch dicts with ``(B, 1, H, W)`` (or ``(B, H, W)``) float maps under ``"instance"``, ``"density"`` or
 ``"dotmap"``; outputs are the model dicts (``"confidence"``, ``"threshold"``) or a ``"map"`` for the baselines.
@@ -83,17 +84,31 @@ class DensityLoss(WeightedLoss):
 
 
 class DotMapLoss(WeightedLoss):
-    """Class-balanced BCE on a dilated dot map: positives weighted by ``pos_weight`` (default: #neg / #pos per batch,
-    capped at ``max_pos_weight``)."""
+    """The cruciform dot-map baseline's loss, named by ``kind``.
 
-    def __init__(self, pos_weight: float | None = None, max_pos_weight: float = 50.0, w_bce: float = 1.0) -> None:
-        super().__init__({"bce": w_bce})
+    ``"mse"``: pixel MSE between the sigmoid output and the dot map (term ``mse``), as IIM's confidence map is
+    trained, so that Table 5 compares ground-truth forms under one loss. ``"bce_balanced"``: binary cross-entropy
+    with positives weighted by ``pos_weight`` (default: #neg / #pos per batch, capped at ``max_pos_weight``; term
+    ``bce``).
+    """
+
+    KINDS = ("mse", "bce_balanced")
+
+    def __init__(self, kind: str = "bce_balanced", pos_weight: float | None = None, max_pos_weight: float = 50.0,
+                 weight: float = 1.0) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"DotMapLoss: kind must be one of {self.KINDS}, got {kind!r}")
+        super().__init__({"mse" if kind == "mse" else "bce": weight})
+        self.kind = kind
         self.pos_weight = pos_weight
         self.max_pos_weight = float(max_pos_weight)
 
     def compute_terms(self, outputs: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        p = outputs["map"].float().clamp(1e-6, 1 - 1e-6)
+        p = outputs["map"].float()
         gt = _target(targets, "dotmap", p)
+        if self.kind == "mse":
+            return {"mse": F.mse_loss(p, gt)}
+        p = p.clamp(1e-6, 1 - 1e-6)
         if self.pos_weight is None:
             npos = gt.sum()
             w = ((gt.numel() - npos) / npos.clamp(min=1.0)).clamp(max=self.max_pos_weight).detach()

@@ -124,7 +124,9 @@ def build_density_baseline(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module
 
 @register_model("iim_dotmap")
 def build_dotmap_baseline(cfg: Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
-    """``(DenseMapNet with a sigmoid output, DotMapLoss)``; the output bias starts at the logit of 0.01."""
+    """``(DenseMapNet with a sigmoid output, DotMapLoss)``, the loss named by ``cfg["dot_loss"]`` (``"mse"`` or
+    ``"bce_balanced"``, the default when the key is absent); the output bias starts at the logit of 0.01."""
     pred = _predictor(cfg, "sigmoid")
     pred.set_output_bias(float(np.log(0.01 / 0.99)))
-    return DenseMapNet(pred), DotMapLoss(max_pos_weight=float(cfg.get("max_pos_weight", 50.0)))
+    return DenseMapNet(pred), DotMapLoss(kind=str(cfg.get("dot_loss", "bce_balanced")),
+                                         max_pos_weight=float(cfg.get("max_pos_weight", 50.0)))

@@ -12,11 +12,19 @@ coincide. The keys:
   from points with a fixed size (``point_size``) and IIM's overlap removal otherwise (the authors' issue-tracker
   fallback; they used a separately trained scale network). Density maps: fixed Gaussian ``density_sigma``.
   Dot maps: crosses of arm ``dot_radius``.
-- optimisation: Adam, ``lr`` (confidence predictor) and ``lr_encoder`` (threshold encoder; the paper uses a
-  10x smaller rate: 1e-5 / 1e-6), ``weight_decay``, poly decay (power ``poly_power``) over ``steps`` steps of
-  ``batch_size`` random ``crop`` crops (scale jitter ``scale_range``, flips); ``eval_every`` steps the model is
-  scored on the validation images and the best F1 (sigma_l) checkpoint is kept (``select="best"``) or the last
-  one (``select="last"``).
+- optimisation: Adam, ``lr`` (confidence predictor) and ``lr_encoder`` (threshold encoder; the authors use a
+  10x smaller rate, 1e-5 / 1e-6, in an optimizer of its own), ``weight_decay``, poly decay (power ``poly_power``)
+  over ``steps`` steps of ``batch_size`` random ``crop`` crops (scale jitter ``scale_range``, flips). With
+  ``encoder_schedule="own"`` (the authors' separate optimizer) the encoder's poly decay starts at its own first
+  step; ``"shared"`` puts it on the predictor's schedule, which after a warm start is already at its tail.
+  ``eval_every`` steps the model is scored on the validation images and the best F1 (sigma_l) checkpoint is kept
+  (``select="best"``) or the last one (``select="last"``); only points after ``select_after`` steps may be chosen
+  (so that a baseline trained from scratch has as many checkpoint choices as a warm-started IIM row).
+- ``head_full_res``: the paper's full-resolution confidence head (default) or ``False``: stop at stride 2 and
+  upsample (a CPU saving that costs F1 when decoding small heads).
+- ``dot_loss``: the cruciform dot-map baseline's loss, ``"mse"`` (the same pixel MSE as IIM's confidence map:
+  Table 5 compares ground-truth forms on one network) or ``"bce_balanced"`` (class-balanced BCE, positive weight
+  #neg / #pos capped at 50).
 - warm start: ``init`` is another config (or ``None``); its trained weights (through the same cache) initialise
   this model's matching parameters (the threshold encoder starts fresh). With ``sched_offset`` and
   ``sched_total`` the poly schedule continues where the initialising run stopped, so that a run of ``A`` steps
@@ -44,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "pretrained": False,
     "fpn_channels": 32,
     "head_channels": 16,
-    "head_full_res": False,
+    "head_full_res": True,
     "pbm_widths": [64, 32, 16],
     "pbm_pool": 15,
     "pbm_scale": 10.0,
@@ -54,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "density_scale": 100.0,
     "density_sigma": 4.0,
     "dot_radius": 2,
+    "dot_loss": "mse",
     "data": {"kind": "synthetic", "presets": ["crowd_a", "crowd_b"], "n": 60, "seed": 1, "height": 256, "width": 256},
     "val_fraction": 0.15,
     "split_seed": 0,
@@ -68,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": 200,
     "lr": 1e-3,
     "lr_encoder": 1e-4,
+    "encoder_schedule": "own",
     "weight_decay": 1e-5,
     "poly_power": 0.9,
     "min_area": 3,
@@ -77,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "sched_offset": 0,
     "sched_total": None,
     "select": "best",
+    "select_after": 0,
     "seed": 0,
 }
 

@@ -19,7 +19,7 @@ from .config import make_config
 from .data import load_records, targets_for
 from .infer import choose_decode_params, evaluate_model, predict_maps
 
-__all__ = ["train_iim", "load_trained", "get_or_train_iim"]
+__all__ = ["train_iim", "load_trained", "get_or_train_iim", "lr_lambdas"]
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -56,6 +56,63 @@ def _split(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> tuple[list
 
     tr, va = split_train_val(len(records), float(cfg["val_fraction"]), int(cfg["split_seed"]))
     return [records[i] for i in tr], [records[i] for i in va]
+
+
+def lr_lambdas(cfg: Mapping[str, Any], group_names: Sequence[str]) -> list:
+    """The poly decay factor of each optimizer group (names from ``model.param_groups``), as ``LambdaLR`` takes.
+
+    The predictor (and any unnamed group) follows one schedule of ``sched_total`` steps entered at ``sched_offset``
+    (a warm-started run continues where its initialising run stopped). The threshold encoder follows it too with
+    ``encoder_schedule="shared"``; with ``"own"`` (the authors' separate optimizer) its decay runs over this run's
+    ``steps`` from its first step, so its rate stays ``lr_encoder / lr`` of the predictor's peak rate.
+    """
+    kind = str(cfg["encoder_schedule"])
+    if kind not in ("own", "shared"):
+        raise ValueError(f"encoder_schedule must be 'own' or 'shared', got {kind!r}")
+    total, power, offset = int(cfg["steps"]), float(cfg["poly_power"]), int(cfg["sched_offset"])
+    horizon = int(cfg["sched_total"]) if cfg["sched_total"] is not None else offset + total
+
+    def shared(s: int) -> float:
+        return max(0.0, 1.0 - (s + offset) / max(horizon, 1)) ** power
+
+    def own(s: int) -> float:
+        return max(0.0, 1.0 - s / max(total, 1)) ** power
+
+    return [own if (n == "encoder" and kind == "own") else shared for n in group_names]
+
+
+def _group_lrs(opt: torch.optim.Optimizer) -> dict[str, float]:
+    """``lr`` (first group: the predictor) and ``lr_<name>`` of every other named group."""
+    out = {"lr": float(opt.param_groups[0]["lr"])}
+    for g in opt.param_groups[1:]:
+        out[f"lr_{g.get('name', 'group')}"] = float(g["lr"])
+    return out
+
+
+def _instance_maps(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> list:
+    """Whole-image instance maps of ``records`` (from true boxes, else from points with ``point_size``)."""
+    from .data import IIMTargets
+
+    tg = IIMTargets("instance", cfg["inst_min_half"], cfg["inst_max_half"], cfg["point_size"])
+    out = []
+    for r in records:
+        h, w = r.load_image().shape[:2]
+        out.append(tg({"image": torch.zeros(1, h, w), "points": r.points, "boxes": r.boxes})["instance"][0].numpy())
+    return out
+
+
+def _threshold_record(maps: Sequence[Mapping[str, Any]], inst: Sequence[Any], encoder: str) -> dict[str, Any]:
+    """The learned thresholds on the validation images: mean on head pixels (``thr_fg``) and on background
+    (``thr_bg``), and for IBM the per-image thresholds (``thr_images``)."""
+    import numpy as np
+
+    from .infer import threshold_stats
+
+    st = threshold_stats(maps, inst)
+    rec: dict[str, Any] = {"thr_fg": st["thr_fg"], "thr_bg": st["thr_bg"]}
+    if encoder == "ibm":
+        rec["thr_images"] = [float(np.asarray(m["threshold"]).mean()) for m in maps]
+    return rec
 
 
 @fixed_threads()
@@ -100,10 +157,7 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
         groups = [{"params": list(model.parameters()), "lr": float(cfg["lr"]), "weight_decay": float(cfg["weight_decay"])}]
     opt = torch.optim.Adam(groups)
     total = int(cfg["steps"])
-    power = float(cfg["poly_power"])
-    offset = int(cfg["sched_offset"])
-    horizon = int(cfg["sched_total"]) if cfg["sched_total"] is not None else offset + total
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - (s + offset) / max(horizon, 1)) ** power)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambdas(cfg, [g.get("name", "predictor") for g in groups]))
     name = cfg["model"]
     fb = float(cfg["point_size"])  # sigma_l for points-only validation images (model selection only)
     history: list[dict[str, Any]] = []
@@ -111,6 +165,14 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
     best_state: dict[str, torch.Tensor] | None = None
     best_step, best_decode = 0, {}
     done, imgs, secs, chunk = 0, 0.0, 0.0, 0
+    select_after = int(cfg["select_after"])
+    if select_after >= total:
+        raise ValueError(f"train_iim: select_after ({select_after}) must be below steps ({total})")
+    learns_threshold = name == "iim" and cfg["encoder"] != "none"
+    val_inst = _instance_maps(val_recs, cfg) if learns_threshold else None
+    if learns_threshold:  # where the learned thresholds start (step 0, before any update of the encoder)
+        maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]), scale=float(cfg["eval_scale"]))
+        history.append({"step": 0, **_group_lrs(opt), **_threshold_record(maps, val_inst, cfg["encoder"])})
     t_start = time.perf_counter()
     bar = tqdm(total=total, desc=f"train {name}/{cfg.get('encoder', '')} seed {seed}", leave=False, disable=not progress)
     while done < total:
@@ -123,15 +185,24 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
         imgs += stats["images"]
         secs += stats["seconds"]
         bar.update(steps)
+        losses = {f"loss_{k}": float(v) for k, v in stats.items() if k not in ("steps", "images", "seconds", "images_per_s")}
+        if done <= select_after and done < total:  # no checkpoint may be chosen yet: skip the validation pass
+            history.append({"step": done, **_group_lrs(opt), "images_per_s": float(stats["images_per_s"]), **losses})
+            if steps == 0:
+                break
+            continue
         maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]), scale=float(cfg["eval_scale"]),
                             density=name == "iim_density")
         params, _ = choose_decode_params(name, val_recs, maps, float(cfg["density_scale"]), fallback_size=fb)
         val = evaluate_model(model, cfg, val_recs, maps=maps, decode=params, fallback_size=fb)
         rec = {"step": done, "val_f1": val["f1"], "val_pre": val["pre"], "val_rec": val["rec"], "val_mae": val["mae"],
-               "lr": float(opt.param_groups[0]["lr"]), "images_per_s": float(stats["images_per_s"])}
-        rec.update({f"loss_{k}": float(v) for k, v in stats.items() if k not in ("steps", "images", "seconds", "images_per_s")})
+               **_group_lrs(opt), "images_per_s": float(stats["images_per_s"])}
+        rec.update(losses)
+        if learns_threshold:
+            rec.update(_threshold_record(maps, val_inst, cfg["encoder"]))
         history.append(rec)
-        if val["f1"] > best["f1"] or (cfg["select"] == "last" and done >= total):
+        eligible = done > select_after
+        if eligible and (val["f1"] > best["f1"] or (cfg["select"] == "last" and done >= total)):
             best = {k: float(val[k]) for k in ("f1", "pre", "rec", "mae", "mse")}
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             best_step, best_decode = done, dict(params)
