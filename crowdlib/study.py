@@ -38,7 +38,7 @@ from typing import Any
 
 from crowdlib import repro
 
-__all__ = ["StudyRun", "Study", "run_study", "default_jobs", "rows_from_long", "claim_sentences", "LOWER_IS_BETTER",
+__all__ = ["StudyRun", "Study", "run_study", "default_jobs", "training_throughput", "rows_from_long", "claim_sentences", "LOWER_IS_BETTER",
            "lower_is_better", "format_duration"]
 
 #: Metric-name prefixes whose rows are "lower is better" unless a paper says otherwise.
@@ -313,3 +313,15 @@ def claim_sentences(claims: Any, digits: int = 3) -> list[str]:
     if hasattr(claims, "to_dict"):
         return [f"[{c['state']}] {c['claim']}: {c['reading']}" for c in claims.to_dict("records")]
     return [f"[{c.state}] {c.text}: {claim_reading(c, digits)}" for c in claims]
+
+
+def training_throughput(runs_by_set: Mapping[str, Mapping[tuple[str, int], Mapping[str, Any]]]) -> Any:
+    """Training seconds and images/s per (dataset, setting), mean over seeds, from ``{dataset: {(setting, seed):
+    training result}}`` (results that carry ``train_seconds`` and ``images_per_s``, as every method's do)."""
+    import pandas as pd
+
+    recs = [{"set": name, "setting": setting, "train seconds": float(res["train_seconds"]),
+             "training images/s": float(res["images_per_s"])}
+            for name, runs in runs_by_set.items() for (setting, _seed), res in runs.items()]
+    return pd.DataFrame(recs, columns=["set", "setting", "train seconds", "training images/s"]).groupby(
+        ["set", "setting"], sort=False).mean()

@@ -137,3 +137,14 @@ def test_default_jobs_reads_the_environment(monkeypatch):
         default_jobs()
     monkeypatch.delenv("CROWDLIB_STUDY_JOBS")
     assert default_jobs() >= 1
+
+
+def test_training_throughput_means_over_seeds_per_set_and_setting():
+    from crowdlib.study import training_throughput
+
+    runs = {"a": {("x", 0): {"train_seconds": 10.0, "images_per_s": 4.0}, ("x", 1): {"train_seconds": 20.0,
+                                                                               "images_per_s": 2.0}},
+            "b": {("y", 0): {"train_seconds": 5.0, "images_per_s": 8.0}}}
+    t = training_throughput(runs)
+    assert t.loc[("a", "x"), "train seconds"] == 15.0 and t.loc[("a", "x"), "training images/s"] == 3.0
+    assert list(t.index) == [("a", "x"), ("b", "y")]

@@ -136,10 +136,10 @@ cells = [
      pseudo boxes of each set's "both" and "refinement only" runs (the runs of that set's Table III in notebook
      11)."""),
     ("code", """
-     other_rows, other_claims = [], []
+     other_rows, other_claims, other_runs = [], [], {}
      for name, cfg_o in others.items():
          recs_o = sdnet.train_records_of(cfg_o)
-         runs_o = sdnet.train_settings(cfg_o, ["both", "refinement only"], seeds, progress=progress)
+         runs_o = other_runs[name] = sdnet.train_settings(cfg_o, ["both", "refinement only"], seeds, progress=progress)
          refined_o = {label: {seed: sdnet.PseudoBoxStore.from_state_dict(runs_o[(setting, seed)]["store"])
                               for seed in seeds}
                       for setting, label in (("both", "refined"), ("refinement only", "refined (refinement only)"))}
@@ -154,6 +154,13 @@ cells = [
                f"{cfg_o['pseudo']['params']}")
      rep.table(results_table(other_rows), "table2_other_sets",
                caption="Table II on the SHB and WiderFace stand-ins (%); the paper's numbers (WiderFace) beside faces")
+     """),
+    ("code", """
+     from crowdlib.study import training_throughput
+
+     timing = training_throughput({dataset: trained, **other_runs})
+     rep.table(timing.round(1), "timing", caption="training time per run (s) and throughput (training images/s), "
+               "mean over seeds (runs trained by this notebook or by notebook 11, loaded from the cache)")
      """),
     ("md", "## Did the paper's directions reproduce?"),
     ("code", """

@@ -70,6 +70,10 @@ cells = [
                                        extra=psddn, label="refinement only, PSDDN rule")
      runs.update(runs_p)
      long = pd.concat([df, df_p], ignore_index=True)
+     from crowdlib.study import training_throughput
+
+     rep.table(training_throughput({dataset: runs}).round(1), "timing",
+               caption="training time per run (s) and throughput (training images/s), mean over seeds")
      """),
     ("md", "## Fig. 4: share of pseudo boxes refined so far, per crowdedness bin"),
     ("code", """
