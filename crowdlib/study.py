@@ -38,7 +38,8 @@ from typing import Any
 
 from crowdlib import repro
 
-__all__ = ["StudyRun", "Study", "run_study", "default_jobs", "training_throughput", "rows_from_long", "claim_sentences", "LOWER_IS_BETTER",
+__all__ = ["StudyRun", "Study", "run_study", "default_jobs", "training_throughput", "rows_from_long", "claim_sentences",
+           "LOWER_IS_BETTER",
            "lower_is_better", "format_duration"]
 
 #: Metric-name prefixes whose rows are "lower is better" unless a paper says otherwise.

@@ -26,7 +26,8 @@ from .infer import (DENSITY_THRESHOLDS, DOTMAP_THRESHOLDS, PEAK_WINDOWS, choose_
                     threshold_stats)
 from .study import (ENCODER_KEYS, HIGHER_IS_BETTER, METRICS, PAPER_LEVEL_RECALL_GPR, PAPER_LEVEL_RECALL_IIM,
                     PAPER_LEVEL_RECALL_RAZ, PAPER_TABLE3, PAPER_TABLE5, TABLE3_SETTINGS, TABLE5_SETTINGS,
-                    claim_sentences, image_thresholds, loss_name, rows_from_long, run_settings, scratch_config, setting_config, staged_config,
+                    claim_sentences, image_thresholds, loss_name, rows_from_long, run_settings, scratch_config,
+                    setting_config, staged_config,
                     table3_claims, table3_readings, table5_claims, threshold_start_end, threshold_trajectory,
                     training_summary, trunk_config)
 from .train import get_or_train_iim, load_trained, lr_lambdas, train_iim
@@ -40,7 +41,8 @@ __all__ = [
     "pixel_balance_sweep",
     "ENCODER_KEYS", "trunk_config", "staged_config", "scratch_config", "setting_config", "run_settings",
     "rows_from_long", "claim_sentences", "table3_claims", "table3_readings", "threshold_trajectory",
-    "threshold_start_end", "image_thresholds", "loss_name", "training_summary", "table5_claims", "TABLE3_SETTINGS", "TABLE5_SETTINGS",
+    "threshold_start_end", "image_thresholds", "loss_name", "training_summary", "table5_claims", "TABLE3_SETTINGS",
+    "TABLE5_SETTINGS",
     "PAPER_TABLE3", "PAPER_TABLE5", "PAPER_LEVEL_RECALL_IIM", "PAPER_LEVEL_RECALL_GPR", "PAPER_LEVEL_RECALL_RAZ",
     "METRICS", "HIGHER_IS_BETTER",
 ]

@@ -201,8 +201,7 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
         if learns_threshold:
             rec.update(_threshold_record(maps, val_inst, cfg["encoder"]))
         history.append(rec)
-        eligible = done > select_after
-        if eligible and (val["f1"] > best["f1"] or (cfg["select"] == "last" and done >= total)):
+        if val["f1"] > best["f1"] or (cfg["select"] == "last" and done >= total):  # past select_after here
             best = {k: float(val[k]) for k in ("f1", "pre", "rec", "mae", "mse")}
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             best_step, best_decode = done, dict(params)
