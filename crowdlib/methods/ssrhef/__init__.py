@@ -1,0 +1,33 @@
+"""SSR-HEF (Chen et al., "Crowd Counting with Multi-Scale Semantic Refining and Hard Example Focusing"): a 2M
+parameter density regressor whose lower layers are refined by multi-scale segmentation maps (SSR) and whose
+density loss is reweighted towards hard examples (HEF); notebooks ``30``-s (planned).
+
+The paper's pipeline, one public name per step:
+
+1. A run is one flat, hashable config (:data:`DEFAULTS`, :func:`make_config`; ``config.py``).
+2. Data and ground truth: :func:`load_records` (synthetic, ShanghaiTech, VGG cells), the paper's patch sampling
+   (:class:`PatchTransform`, :class:`PatchSet`), and per crop a density map, three segmentation labels and a count
+   class (:class:`SSRHEFTargets`; ``data.py``).
+3. The network and its loss: ``crowdlib.models.ssrhef`` (backbone, SSR heads, MSRF, FEL, density and
+   classification heads) and ``crowdlib.losses.ssrhef`` (HEF, Dice, cross-entropy; Eqs. 2-5; the count classes).
+4. Training with model selection on validation carved from the training images: :func:`train_ssrhef`, cached by
+   :func:`get_or_train_ssrhef` (``train.py``).
+5. Inference and scoring: :func:`predict_density` (whole images), :func:`evaluate_model` (MAE, MSE = RMSE;
+   ``infer.py``).
+"""
+from __future__ import annotations
+
+from crowdlib.losses.ssrhef import class_threshold, count_classes, dice_loss, hef_factor, hef_loss
+
+from .config import DEFAULTS, make_config
+from .data import PatchSet, PatchTransform, SSRHEFTargets, load_records, targets_for, train_dataset
+from .infer import evaluate_model, image_tensor, predict_density
+from .train import get_or_train_ssrhef, load_trained, split_records, train_ssrhef
+
+__all__ = [
+    "DEFAULTS", "make_config",
+    "load_records", "PatchTransform", "PatchSet", "SSRHEFTargets", "targets_for", "train_dataset",
+    "hef_factor", "hef_loss", "dice_loss", "class_threshold", "count_classes",
+    "train_ssrhef", "get_or_train_ssrhef", "load_trained", "split_records",
+    "image_tensor", "predict_density", "evaluate_model",
+]
