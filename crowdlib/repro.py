@@ -291,6 +291,8 @@ CODE_SOURCES: dict[str, tuple[str, ...]] = {
               "targets/csp.py", "targets/pseudo_sizes.py", "data/*.py", "engine.py", "decode.py", "repro.py"),
     "iim": ("methods/iim/*.py", "models/iim.py", "models/baselines.py", "models/backbones.py", "losses/*.py",
             "targets/*.py", "data/*.py", "engine.py", "decode.py", "repro.py"),
+    "ssrhef": ("methods/ssrhef/*.py", "models/ssrhef.py", "losses/ssrhef.py", "losses/base.py", "targets/*.py",
+               "data/*.py", "engine.py", "repro.py"),
 }
 _CODE_VERSIONS: dict[str, str] = {}
 

@@ -14,7 +14,9 @@ The paper's pipeline, one public name per step:
 5. Inference and decoding: :func:`predict_maps` (sliding windows), :func:`decode_iim` (4-connected components, at
    least ``min_area`` pixels; the centroid of a component is a head), :func:`decode_baseline` (``infer.py``).
 6. Scoring with the NWPU protocol: :func:`score_points`, :func:`evaluate_model`, :func:`threshold_stats`.
-7. The paper's studies: :func:`staged_config`, :func:`run_settings` (Table 3 / Table 5 grids through
+7. ShanghaiTech B (notebook 23): :func:`learning_curve`, :func:`curve_trend`, :func:`target_ceiling` (the F1 a
+   perfect model reaches at a training scale), :func:`table4_frame`, :func:`level_recall_frame` (``shb.py``).
+8. The paper's studies: :func:`staged_config`, :func:`run_settings` (Table 3 / Table 5 grids through
    :func:`crowdlib.study.run_study`), the paper's numbers and its claims (``study.py``).
 """
 from __future__ import annotations
@@ -30,12 +32,13 @@ from .study import (ENCODER_KEYS, HIGHER_IS_BETTER, METRICS, PAPER_LEVEL_RECALL_
                     setting_config, staged_config,
                     table3_claims, table3_readings, table5_claims, threshold_start_end, threshold_trajectory,
                     training_summary, trunk_config)
-from .train import get_or_train_iim, load_trained, lr_lambdas, train_iim
+from .shb import PAPER_TABLE4_SHB, curve_trend, learning_curve, level_recall_frame, table4_frame, target_ceiling
+from .train import get_or_train_iim, load_trained, lr_lambdas, split_records, train_iim
 
 __all__ = [
     "DEFAULTS", "make_config",
     "load_records", "shb_test_records", "IIMTargets", "targets_for", "gt_for_scoring",
-    "train_iim", "get_or_train_iim", "load_trained", "lr_lambdas",
+    "train_iim", "get_or_train_iim", "load_trained", "lr_lambdas", "split_records",
     "DENSITY_THRESHOLDS", "DOTMAP_THRESHOLDS", "PEAK_WINDOWS", "predict_maps", "decode_components", "decode_iim",
     "decode_baseline", "score_points", "evaluate_model", "choose_decode_params", "threshold_stats",
     "pixel_balance_sweep",
@@ -45,4 +48,5 @@ __all__ = [
     "TABLE5_SETTINGS",
     "PAPER_TABLE3", "PAPER_TABLE5", "PAPER_LEVEL_RECALL_IIM", "PAPER_LEVEL_RECALL_GPR", "PAPER_LEVEL_RECALL_RAZ",
     "METRICS", "HIGHER_IS_BETTER",
+    "PAPER_TABLE4_SHB", "learning_curve", "curve_trend", "target_ceiling", "table4_frame", "level_recall_frame",
 ]

@@ -25,6 +25,8 @@ coincide. The keys:
 - ``dot_loss``: the cruciform dot-map baseline's loss, ``"mse"`` (the same pixel MSE as IIM's confidence map:
   Table 5 compares ground-truth forms on one network) or ``"bce_balanced"`` (class-balanced BCE, positive weight
   #neg / #pos capped at 50).
+- ``threads``: intra-op threads of training and evaluation (runs are deterministic at a given count; the synthetic
+  studies run one thread per process, a single long real-data run may use more).
 - warm start: ``init`` is another config (or ``None``); its trained weights (through the same cache) initialise
   this model's matching parameters (the threshold encoder starts fresh). With ``sched_offset`` and
   ``sched_total`` the poly schedule continues where the initialising run stopped, so that a run of ``A`` steps
@@ -89,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "select": "best",
     "select_after": 0,
     "seed": 0,
+    "threads": 1,
 }
 
 

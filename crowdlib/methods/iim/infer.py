@@ -14,7 +14,7 @@ from crowdlib.data.records import CrowdRecord
 from crowdlib.device import autocast
 from crowdlib.models.baselines import local_maxima
 from crowdlib.models.iim import sliding_window_predict
-from crowdlib.repro import fixed_threads
+from crowdlib.repro import TRAIN_THREADS, fixed_threads
 
 from .data import gt_for_scoring
 
@@ -39,17 +39,23 @@ def _normalise(image: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-@fixed_threads()
 def predict_maps(model: torch.nn.Module, records: Sequence[CrowdRecord], device: torch.device | str | None = None,
                  *, window: int = 1024, overlap: int = 64, scale: float = 1.0, density: bool = False,
-                 progress: bool = False) -> list[dict[str, np.ndarray]]:
+                 progress: bool = False, threads: int = TRAIN_THREADS) -> list[dict[str, np.ndarray]]:
     """Run a model on whole images (sliding windows above ``window`` px) and return numpy maps per image.
 
     IIM models give ``{"confidence", "threshold"}`` (``(H, W)`` float32 each; an image-level threshold is
     expanded); the baselines give ``{"map"}``. With ``scale != 1`` the image is resized by ``scale`` first (a
     CPU-time saving for large images) and the maps are resized back to the image size (bilinear); with
     ``density=True`` the ``"map"`` is then multiplied by ``scale ** 2`` so that its integral (the count) is kept.
+    Runs under :class:`crowdlib.repro.fixed_threads` with ``threads`` intra-op threads (a config's ``threads``).
     """
+    with fixed_threads(threads):
+        return _predict_maps(model, records, device, window, overlap, scale, density, progress)
+
+
+def _predict_maps(model: torch.nn.Module, records: Sequence[CrowdRecord], device: torch.device | str | None,
+                  window: int, overlap: int, scale: float, density: bool, progress: bool) -> list[dict[str, np.ndarray]]:
     import torch.nn.functional as F
 
     dev = torch.device(device) if device is not None else next(model.parameters()).device
@@ -169,7 +175,7 @@ def evaluate_model(model: torch.nn.Module, cfg: Mapping[str, Any], records: Sequ
     if maps is None:
         maps = predict_maps(model, records, device, window=int(cfg.get("eval_window", 1024)),
                             scale=float(cfg.get("eval_scale", 1.0)), density=cfg["model"] == "iim_density",
-                            progress=progress)
+                            progress=progress, threads=int(cfg.get("threads", TRAIN_THREADS)))
     name = cfg["model"]
     if name == "iim":
         if threshold is None and cfg.get("encoder", "pbm") == "none":

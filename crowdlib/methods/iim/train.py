@@ -19,7 +19,7 @@ from .config import make_config
 from .data import load_records, targets_for
 from .infer import choose_decode_params, evaluate_model, predict_maps
 
-__all__ = ["train_iim", "load_trained", "get_or_train_iim", "lr_lambdas"]
+__all__ = ["train_iim", "load_trained", "get_or_train_iim", "lr_lambdas", "split_records"]
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -51,7 +51,9 @@ class _Repeat:
                 return
 
 
-def _split(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> tuple[list[CrowdRecord], list[CrowdRecord]]:
+def split_records(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> tuple[list[CrowdRecord], list[CrowdRecord]]:
+    """``(train, validation)`` records of a config: ``val_fraction`` of the training records, carved with
+    ``split_seed`` (the split :func:`train_iim` trains and selects on)."""
     from crowdlib.data.datasets import split_train_val
 
     tr, va = split_train_val(len(records), float(cfg["val_fraction"]), int(cfg["split_seed"]))
@@ -115,10 +117,12 @@ def _threshold_record(maps: Sequence[Mapping[str, Any]], inst: Sequence[Any], en
     return rec
 
 
-@fixed_threads()
 def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch.device | None = None,
               records: Sequence[CrowdRecord] | None = None) -> dict[str, Any]:
     """Train one model of a config and return a plain checkpointable dict.
+
+    Runs under :class:`crowdlib.repro.fixed_threads` with ``cfg["threads"]`` intra-op threads (deterministic at a
+    given count; the count is part of the config and so of its cache key).
 
     The loop is :func:`crowdlib.engine.train_one_epoch` in chunks of ``eval_every`` steps; after each chunk the
     model is scored on the validation split (F1 at sigma_l; for the baselines with their decode parameters
@@ -129,10 +133,16 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
         (baselines), "history": [per chunk: step, loss terms, val f1, lr], "images_per_s", "train_seconds",
         "steps"}``.
     """
+    cfg = make_config(**{k: v for k, v in cfg.items()})
+    with fixed_threads(int(cfg["threads"])):
+        return _train_iim(cfg, progress, device, records)
+
+
+def _train_iim(cfg: dict[str, Any], progress: bool, device: str | torch.device | None,
+               records: Sequence[CrowdRecord] | None) -> dict[str, Any]:
     from crowdlib.data.datasets import CrowdDataset, make_loader
     from crowdlib.data.transforms import TrainTransform
 
-    cfg = make_config(**{k: v for k, v in cfg.items()})
     seed = int(cfg["seed"])
     seed_everything(seed)
     dev = pick_device(device)
@@ -146,7 +156,7 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
     model.to(dev)
     if records is None:
         records = load_records(cfg["data"], "train")
-    train_recs, val_recs = _split(records, cfg)
+    train_recs, val_recs = split_records(records, cfg)
     tf = TrainTransform(int(cfg["crop"]), scale_range=tuple(cfg["scale_range"]), flip=True,
                         color_jitter=float(cfg["color_jitter"]), grayscale_p=0.0)
     ds = CrowdDataset(train_recs, target_builder=targets_for(cfg), transform=tf)
@@ -171,7 +181,8 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
     learns_threshold = name == "iim" and cfg["encoder"] != "none"
     val_inst = _instance_maps(val_recs, cfg) if learns_threshold else None
     if learns_threshold:  # where the learned thresholds start (step 0, before any update of the encoder)
-        maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]), scale=float(cfg["eval_scale"]))
+        maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]), scale=float(cfg["eval_scale"]),
+                            threads=int(cfg["threads"]))
         history.append({"step": 0, **_group_lrs(opt), **_threshold_record(maps, val_inst, cfg["encoder"])})
     t_start = time.perf_counter()
     bar = tqdm(total=total, desc=f"train {name}/{cfg.get('encoder', '')} seed {seed}", leave=False, disable=not progress)
@@ -192,7 +203,7 @@ def train_iim(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
                 break
             continue
         maps = predict_maps(model, val_recs, dev, window=int(cfg["eval_window"]), scale=float(cfg["eval_scale"]),
-                            density=name == "iim_density")
+                            density=name == "iim_density", threads=int(cfg["threads"]))
         params, _ = choose_decode_params(name, val_recs, maps, float(cfg["density_scale"]), fallback_size=fb)
         val = evaluate_model(model, cfg, val_recs, maps=maps, decode=params, fallback_size=fb)
         rec = {"step": done, "val_f1": val["f1"], "val_pre": val["pre"], "val_rec": val["rec"], "val_mae": val["mae"],
