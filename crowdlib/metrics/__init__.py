@@ -10,6 +10,7 @@ Every function documents its conventions (matching rule, ties, empty inputs) in 
 """
 from crowdlib.metrics.ap import average_precision, pr_curve
 from crowdlib.metrics.boxes import DEFAULT_SIZE_BINS, box_ap, box_ap_subsets, box_iou, size_subsets, widerface_subsets
+from crowdlib.metrics.maps import target_response
 from crowdlib.metrics.counting import count_metrics, game, grid_edges, mae, mean_game, nae, rmse
 from crowdlib.metrics.nwpu import (
     LocResult,
@@ -22,6 +23,7 @@ from crowdlib.metrics.nwpu import (
 from crowdlib.metrics.points import greedy_point_matching, mle, mle_details, point_ap, point_map_over_radii
 
 __all__ = [
+    "target_response",
     "average_precision",
     "pr_curve",
     "DEFAULT_SIZE_BINS",
