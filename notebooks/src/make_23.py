@@ -154,6 +154,7 @@ cells = [
                    "and sigma_s (from SHHB_test_gt_loc.txt) and MAE / MSE, mean over seeds, beside the paper's "
                    "Table 4 row (VGG-16, point labels; sigma_l)")
          lv = iim.level_recall_frame(evals, iim.PAPER_LEVEL_RECALL_IIM)
+         lv.loc[lv["heads"] == 0, "recall (ours)"] = float("nan")  # no SHB test head falls in that level
          rep.table(lv.round(1), "level_recall", caption="recall (sigma_l, %) per head-area level on SHB test, beside "
                    "the paper's IIM row of Table 2 (NWPU test; the paper gives no SHB levels)")
          paper = iim.PAPER_TABLE4_SHB
