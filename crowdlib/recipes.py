@@ -282,9 +282,9 @@ def validation_threshold(model: Any, cfg: Mapping[str, Any], train_records: list
     (the split of :func:`crowdlib.methods.iim.train.train_iim`); ties go to the lower threshold."""
     from crowdlib.methods.iim.config import make_config
     from crowdlib.methods.iim.infer import decode_iim, predict_maps
-    from crowdlib.methods.iim.train import _split
+    from crowdlib.methods.iim.train import split_records
 
-    _, val = _split(train_records, make_config(**dict(cfg)))
+    _, val = split_records(train_records, make_config(**dict(cfg)))
     maps = predict_maps(model, val)
     gt = np.array([r.count for r in val], dtype=float)
     best = None
