@@ -1,0 +1,23 @@
+"""recipes.validation_threshold: the IIM explorer's global threshold comes from the training split's validation
+images (iim.split_records), never from test scenes."""
+import pytest
+import torch
+
+from crowdlib.methods import iim
+from crowdlib.models.registry import build_model
+from crowdlib.recipes import validation_threshold
+
+torch.set_num_threads(1)
+
+
+def test_validation_threshold_picks_a_candidate_on_the_validation_split():
+    cfg = iim.make_config(fpn_channels=8, head_channels=4, pbm_widths=[8, 8, 4], pbm_pool=3, val_fraction=0.5,
+                          data={"kind": "synthetic", "presets": ["crowd_b"], "n": 4, "seed": 3, "height": 64,
+                                "width": 64})
+    recs = iim.load_records(cfg["data"], "train")
+    model, _ = build_model({k: v for k, v in cfg.items() if k != "data"})
+    model.eval()
+    t = validation_threshold(model, cfg, recs, candidates=[0.3, 0.6])
+    assert t in (0.3, 0.6)
+    _, val = iim.split_records(recs, cfg)
+    assert len(val) == 2  # the half carved out for validation is what it was chosen on
