@@ -80,12 +80,13 @@ def _write_shanghaitech(root: Path) -> Path:
 #: smaller still than the smoke sizes: the paper's widths (256-channel decoders, VGG-16) are slow on a CPU
 TINY = {"n_train": 8, "n_test": 2, "n_test_other": {"shb_like": 2, "faces": 2}, "n_negative": 2, "image_size": 64, "crop": 64,
         "batch_size": 2, "epochs": 1, "max_steps": 1, "trunk_steps": 1, "finetune_steps": 2, "steps": 2,
-        "eval_every": 1}
+        "eval_every": 1, "image_sizes": {"sha_like": [64, 64], "shb_like": [64, 64]}, "cells_train": 4,
+        "cells_test": 2, "latency_hw": [64, 128], "latency_repeats": 2, "try_compile": False}
 #: Fig. 4's crowdedness bins (notebook 12) need the smoke profile's 160-px scenes: 64-px ones have no crowded heads
 KEEP_SMOKE = {("12_sdnet_refinement_dynamics", "image_size"), ("12_sdnet_refinement_dynamics", "crop")}
-SHANGHAITECH_NOTEBOOKS = {"13_sdnet_shanghaitech", "23_iim_shanghaitech"}
+SHANGHAITECH_NOTEBOOKS = {"13_sdnet_shanghaitech", "23_iim_shanghaitech", "33_ssr_hef_shanghaitech"}
 PAPER_RUNS = sorted(p.stem for p in (ROOT / "params" / "paper").glob("*.yaml")
-                    if p.stem[:2] in {"10", "11", "12", "13", "20", "21", "22", "23"})
+                    if p.stem[:2] in {"10", "11", "12", "13", "20", "21", "22", "23", "30", "31", "32", "33"})
 
 
 @pytest.mark.parametrize("stem", PAPER_RUNS)
