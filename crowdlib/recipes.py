@@ -27,7 +27,7 @@ import numpy as np
 
 from crowdlib import paths
 
-__all__ = ["Recipe", "RECIPES", "parameters_cell", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
+__all__ = ["Recipe", "RECIPES", "resolve_commit", "parameters_cell", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
            "EXPLORER_IMAGES"]
 
 #: training images whose pseudo-box store (and refinement history) the Crowd-SDNet explorer model carries
@@ -327,6 +327,26 @@ def _time_inference(zm: Any) -> float:
         return time.perf_counter() - t0
 
 
+def resolve_commit(rev: str) -> str:
+    """The full 40-hex SHA of a git revision (``c39fcc8``, ``HEAD~1``...) of this checkout, as model cards store it.
+
+    Raises:
+        ValueError: when git does not know ``rev`` (or is not available).
+    """
+    import re
+    import subprocess
+
+    rev = str(rev).strip()
+    if re.fullmatch(r"[0-9a-f]{40}", rev):
+        return rev
+    try:
+        out = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=paths.project_root(),
+                             capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        raise ValueError(f"trained_at {rev!r} is not a commit of this checkout (git rev-parse failed)") from e
+    return out
+
+
 def train_recipe(name: str, *, folder: str | Path | None = None, result_file: str | Path | None = None,
                  trained_at: str | None = None, progress: bool = True, notes: str = "") -> Any:
     """Train (or load from the cache, or from ``result_file``) recipe ``name``'s model, write its zoo file,
@@ -350,6 +370,8 @@ def train_recipe(name: str, *, folder: str | Path | None = None, result_file: st
                                  f"{name!r}'s (hash {config_hash(_cache_view(name, cfg))})")
             trained_at = trained_at or res.get("git_sha")
             res = res["result"]
+    if trained_at:
+        trained_at = resolve_commit(trained_at)
     else:
         res = _train(name, cfg, progress)
     train_s = float(res.get("train_seconds", time.perf_counter() - t0))

@@ -21,3 +21,19 @@ def test_validation_threshold_picks_a_candidate_on_the_validation_split():
     assert t in (0.3, 0.6)
     _, val = iim.split_records(recs, cfg)
     assert len(val) == 2  # the half carved out for validation is what it was chosen on
+
+
+def test_resolve_commit_expands_a_short_sha_and_names_an_unknown_one():
+    import shutil
+    import subprocess
+
+    from crowdlib import paths
+    from crowdlib.recipes import resolve_commit
+
+    if shutil.which("git") is None or not (paths.project_root() / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.project_root(), capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert resolve_commit(head[:7]) == head and resolve_commit(head) == head
+    with pytest.raises(ValueError, match="not a commit"):
+        resolve_commit("no-such-revision-xyz")
