@@ -27,14 +27,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from crowdlib.cpu_isa import check_cpu_isa_pin, cpu_kernel_info
 from typing import Any
 
 import numpy as np
 import torch
 
 from crowdlib import paths
+from crowdlib.cpu_isa import check_cpu_isa_pin, cpu_kernel_info
 
 __all__ = [
     "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "config_hash", "provenance", "lock_status",
@@ -293,6 +292,11 @@ CODE_SOURCES: dict[str, tuple[str, ...]] = {
             "targets/*.py", "data/*.py", "engine.py", "decode.py", "repro.py"),
     "ssrhef": ("methods/ssrhef/*.py", "models/ssrhef.py", "losses/ssrhef.py", "losses/base.py", "targets/*.py",
                "data/*.py", "engine.py", "repro.py"),
+    "l2r": ("methods/l2r/*.py", "models/l2r.py", "models/backbones.py", "losses/l2r.py", "losses/base.py",
+            "targets/ranking.py", "targets/density.py", "targets/_common.py", "data/*.py", "engine.py", "repro.py"),
+    "bkt": ("methods/bkt/*.py", "methods/sdnet/*.py", "models/bkt.py", "models/csp.py", "models/backbones.py",
+            "losses/bkt.py", "losses/csp.py", "losses/base.py", "targets/*.py", "data/*.py", "engine.py",
+            "decode.py", "repro.py"),
 }
 _CODE_VERSIONS: dict[str, str] = {}
 
