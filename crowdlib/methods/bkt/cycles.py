@@ -1,0 +1,245 @@
+"""The self-supervised cycles on the target (Sec. 3.4) and the scoring of any cycle's models.
+
+:func:`run_transfer` is the ``train`` function of a full run config (cache ``"bkt"``, stage ``"transfer"``): it
+fetches R_0, D_0 and Phi from the source stages, then for ``t = 0 .. T-1``: infers and fuses on every target
+training image (:func:`~.infer.pseudo_labels`), selects two patches per image for R and two for D
+(:func:`~.fusion.select_patches`), and fine-tunes R's last ``r_layers`` layers (Adam ``r_lr``, loss R's own: MSE +
+its DMS-SSIM weight) on the fused density crops, and D (Adam ``d_lr``, Crowd-SDNet's loss) on CSP targets built from
+the fused detections in its patches (boxes of their sizes, crowdedness ``|R_j|`` from LUDA on the image's fused
+points). The target images enter through :func:`~.data.unlabeled` only: no target label reaches training or any
+choice. It stores, per cycle ``t = 1..T``, R's fine-tuned parameters and D's state, so that Table 3's rows come from
+one run and Tables 1-2 read cycle ``T``.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from crowdlib.data.records import CrowdRecord
+from crowdlib.repro import fixed_threads, seed_everything
+
+from .config import make_config
+from .data import domain_records, pool_density, unlabeled
+from .evaluate import count_errors, localization_map
+from .fusion import select_patches
+from .infer import image_tensor, pseudo_labels
+from .train import source_models
+
+__all__ = ["finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
+           "cycle_models", "score_models"]
+
+
+def _freeze_bn(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def _r_param_names(model: torch.nn.Module, n: int) -> list[str]:
+    ids = {id(p) for p in model.last_layers(n)}
+    return [k for k, p in model.named_parameters() if id(p) in ids]
+
+
+def finetune_regressor(model: torch.nn.Module, criterion: torch.nn.Module,
+                       crops: Sequence[tuple[torch.Tensor, np.ndarray]], *, lr: float, layers: int, steps: int,
+                       batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
+    """Adam on R's last ``layers`` layers over ``(image crop (3, P, P), fused density crop (P, P))`` pairs with
+    R's source loss ``criterion``; returns the mean loss (0 without crops or steps)."""
+    if not crops or steps < 1:
+        return 0.0
+    params = model.last_layers(layers)
+    opt = torch.optim.Adam(params, lr=float(lr))
+    crit = criterion
+    total = 0.0
+    for _ in range(int(steps)):
+        model.train()
+        if keep_bn:
+            _freeze_bn(model)
+        idx = rng.permutation(len(crops))[: int(batch)]
+        x = torch.stack([crops[i][0] for i in idx])
+        t = pool_density(torch.as_tensor(np.stack([crops[i][1] for i in idx]))[:, None], 8)
+        loss = crit(model(x), {"density": t})["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    model.eval()
+    return total / int(steps)
+
+
+def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops: Sequence[dict[str, Any]], *,
+                      lr: float, steps: int, batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
+    """Adam on all of D over ``{"image" (3, P, P), "points", "sizes", "crowdedness"}`` patches (CSP targets of
+    :func:`crowdlib.targets.csp.csp_targets`, window 5); returns the mean loss."""
+    from crowdlib.targets.csp import csp_targets
+
+    if not crops or steps < 1:
+        return 0.0
+    opt = torch.optim.Adam(model.parameters(), lr=float(lr))
+    stride = int(model.stride)
+    total = 0.0
+    for _ in range(int(steps)):
+        model.train()
+        if keep_bn:
+            _freeze_bn(model)
+        idx = rng.permutation(len(crops))[: int(batch)]
+        x = torch.stack([crops[i]["image"] for i in idx])
+        maps: dict[str, list[np.ndarray]] = {}
+        for i in idx:
+            c = crops[i]
+            t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), tuple(x.shape[-2:]), stride=stride,
+                            crowdedness=c["crowdedness"], window=5, offset=False)
+            for k, v in (("center", t["center"]), ("center_pos", t["center_pos"]), ("log_size", t["log_size"]),
+                         ("size_mask", (t["size_weight"] > 0).astype(np.float32)), ("crowdedness", t["size_weight"])):
+                maps.setdefault(k, []).append(v[None])
+        targets = {k: torch.as_tensor(np.stack(v)) for k, v in maps.items()}
+        loss = criterion(model(x), targets)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    model.eval()
+    return total / int(steps)
+
+
+def _cut(arr: np.ndarray, y: int, x: int, p: int) -> np.ndarray:
+    return arr[..., y:y + p, x:x + p]
+
+
+def _in_patch(points: np.ndarray, y: int, x: int, p: int) -> np.ndarray:
+    return (points[:, 0] >= x) & (points[:, 0] < x + p) & (points[:, 1] >= y) & (points[:, 1] < y + p)
+
+
+def _cycle_patches(records: Sequence[CrowdRecord], models: Mapping[str, Any], cfg: Mapping[str, Any],
+                   rng: np.random.Generator) -> tuple[list, list, dict[str, float]]:
+    """Steps 1-2 of a cycle and the selection: R's and D's training patches from every (unlabeled) image."""
+    from crowdlib.methods.sdnet import initial_sizes
+
+    p = int(cfg["patch"])
+    r_crops, d_crops, counts = [], [], []
+    phi = models["phi"] if cfg["fusion"] else None
+    for rec in records:
+        lab = pseudo_labels(rec, models["regressor"], models["detector"], phi, cfg,
+                            det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"])
+        fused = lab["fused"]
+        counts.append(len(fused["points"]))
+        sel = select_patches(lab["density"], fused, patch=p, k=int(cfg["patches_per_image"]), mode=cfg["selection"],
+                             r_range=cfg["r_range"], r_range_mode=cfg["r_range_mode"], d_score=cfg["d_score"],
+                             weight=lab["weight"], rng=rng)
+        img = image_tensor(rec)[0]
+        h = img.shape[-2]
+        crowd = (initial_sizes(fused["points"], h, "luda")[1] if len(fused["points"])
+                 else np.zeros(0, np.float32))
+        for y, x in sel["r"]:
+            r_crops.append((_cut(img, y, x, p).contiguous(), _cut(lab["density"], y, x, p).copy()))
+        for y, x in sel["d"]:
+            m = _in_patch(fused["points"], y, x, p)
+            d_crops.append({"image": _cut(img, y, x, p).contiguous(),
+                            "points": fused["points"][m] - np.array([x, y], np.float32),
+                            "sizes": fused["sizes"][m], "crowdedness": np.maximum(crowd[m], 1.0)})
+    return r_crops, d_crops, {"pseudo_count_mean": float(np.mean(counts)) if counts else 0.0}
+
+
+def transfer_cycles(cfg: Mapping[str, Any], models: Mapping[str, Any], records: Sequence[CrowdRecord],
+                    progress: bool = False) -> list[dict[str, Any]]:
+    """Run ``cfg["cycles"]`` cycles in place on ``models`` (``{"regressor", "detector", "phi", "det_threshold",
+    "det_nms_iou"}``) over ``records`` (stripped of labels here); returns one entry per cycle with R's fine-tuned
+    parameters (``"r_state"``), D's state (``"d_state"``), losses and pseudo-label statistics."""
+    from crowdlib.losses.bkt import DensityLoss
+    from crowdlib.methods.sdnet import build_detector
+
+    from .config import detector_config
+
+    cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
+    target = unlabeled(records)
+    _, d_crit = build_detector({**detector_config(cfg), "model": {**detector_config(cfg)["model"], "pretrained": False}})
+    r_crit = DensityLoss(float(cfg["regressor"]["w_mse"]), float(cfg["regressor"]["w_ssim"]))
+    names = _r_param_names(models["regressor"], int(cfg["r_layers"]))
+    rng = np.random.default_rng([int(cfg["seed"]), 17])
+    out = []
+    for t in range(int(cfg["cycles"])):
+        t0 = time.perf_counter()
+        r_crops, d_crops, stats = _cycle_patches(target, models, cfg, rng)
+        r_loss = finetune_regressor(models["regressor"], r_crit, r_crops, lr=float(cfg["r_lr"]), layers=int(cfg["r_layers"]),
+                                    steps=int(cfg["r_steps"]), batch=int(cfg["cycle_batch"]), rng=rng,
+                                    keep_bn=bool(cfg["keep_bn"]))
+        d_loss = finetune_detector(models["detector"], d_crit, d_crops, lr=float(cfg["d_lr"]),
+                                   steps=int(cfg["d_steps"]), batch=int(cfg["cycle_batch"]), rng=rng,
+                                   keep_bn=bool(cfg["keep_bn"]))
+        sd = models["regressor"].state_dict()
+        out.append({"cycle": t + 1, "r_state": {k: sd[k].detach().clone() for k in names},
+                    "d_state": {k: v.detach().clone() for k, v in models["detector"].state_dict().items()},
+                    "r_loss": r_loss, "d_loss": d_loss, "n_r_patches": len(r_crops), "n_d_patches": len(d_crops),
+                    "seconds": time.perf_counter() - t0, **stats})
+        if progress:
+            print(f"[bkt] cycle {t + 1}/{cfg['cycles']}: R loss {r_loss:.4g}, D loss {d_loss:.4g}", flush=True)
+    return out
+
+
+def run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool = False) -> dict[str, Any]:
+    """The whole method for one config (module docstring): source stages (cached), then the cycles on the target
+    domain's training images. Returns ``{"cycles": [...], "det_threshold", "source": {stage: summary}}``."""
+    cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
+    with fixed_threads(int(cfg["threads"])):
+        seed_everything(int(cfg["seed"]))
+        models = source_models(cfg, cache_dir)
+        records = domain_records(cfg["target"], "train")
+        cycles = transfer_cycles(cfg, models, records, progress)
+    summ = {s: {k: v for k, v in r.items() if k in ("best_step", "best_val_mae", "best_val_map", "count_threshold",
+                                                     "history")} for s, r in models["results"].items()}
+    return {"cycles": cycles, "det_threshold": models["det_threshold"], "source": summ}
+
+
+def get_or_run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool = False) -> dict[str, Any]:
+    """:func:`run_transfer` through ``crowdlib.repro.get_or_train`` (cache ``"bkt"``, stage ``"transfer"``)."""
+    from crowdlib.repro import get_or_train
+
+    full = {"stage": "transfer", **make_config(**dict(cfg))}
+    return get_or_train(full, lambda c: run_transfer(c, cache_dir, progress), name="bkt", cache_dir=cache_dir)
+
+
+def cycle_models(cfg: Mapping[str, Any], result: Mapping[str, Any], t: int, cache_dir: Any = None) -> dict[str, Any]:
+    """R_t, D_t (t = 0: the source models) and Phi of a :func:`run_transfer` result."""
+    models = source_models(cfg, cache_dir)
+    if t < 0 or t > len(result["cycles"]):
+        raise ValueError(f"cycle_models: t must lie in 0..{len(result['cycles'])}, got {t}")
+    if t > 0:
+        c = result["cycles"][t - 1]
+        models["regressor"].load_state_dict(c["r_state"], strict=False)
+        models["detector"].load_state_dict(c["d_state"])
+    return models
+
+
+def score_models(models: Mapping[str, Any], cfg: Mapping[str, Any], records: Sequence[CrowdRecord],
+                 map_rule: str = "paper") -> dict[str, float]:
+    """Metrics on labelled (test) records: R and D alone (``"R MAE"``, ``"D mAP"``...), the fused results
+    (``"MAE"``, ``"MSE"`` of ``M^R``; ``"Det MAE"``, ``"Det MSE"``, ``"mAP"`` of ``M^D``) and Phi(R) alone
+    (``"Phi mAP"``, Table 4)."""
+    cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
+    labs = [pseudo_labels(r, models["regressor"], models["detector"], models["phi"], {**cfg, "fusion": True},
+                          det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"]) for r in records]
+    gt = [r.count for r in records]
+    pts = [r.points for r in records]
+    out: dict[str, float] = {}
+    for name, vals in (("R", [float(np.clip(lab["cells"], 0, None).sum()) for lab in labs]),
+                       ("D", [len(lab["detections"]["points"]) for lab in labs])):
+        e = count_errors(vals, gt)
+        out[f"{name} MAE"], out[f"{name} MSE"] = e["MAE"], e["MSE"]
+    out["D mAP"] = localization_map([lab["detections"] for lab in labs], pts, rule=map_rule)
+    out["Phi mAP"] = localization_map([lab["phi"] for lab in labs], pts, rule=map_rule)
+    if cfg["fusion"]:
+        dens = [float(lab["density"].sum()) for lab in labs]
+        fused = [lab["fused"] for lab in labs]
+    else:
+        dens = [float(lab["regression"].sum()) for lab in labs]
+        fused = [lab["detections"] for lab in labs]
+    e = count_errors(dens, gt)
+    out["MAE"], out["MSE"] = e["MAE"], e["MSE"]
+    e = count_errors([len(f["points"]) for f in fused], gt)
+    out["Det MAE"], out["Det MSE"] = e["MAE"], e["MSE"]
+    out["mAP"] = localization_map(fused, pts, rule=map_rule)
+    return out
