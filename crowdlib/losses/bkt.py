@@ -5,11 +5,12 @@
   same to [18]"). Written from its definition, not from code. With ``X_0 = X`` and a ``5 x 5`` Gaussian ``w``
   (sigma 1) dilated by ``r_i`` (``1, 2, 3, 6, 9``), scale ``i`` has the local statistics
 
-      mu_i = w_{r_i} * mu_{i-1},   var_i = w_{r_i} * (mu_{i-1} - mu_i)^2,   cov_i = w_{r_i} * [(mu^X_{i-1} - mu^X_i)
-      (mu^Y_{i-1} - mu^Y_i)],   mu_0 = X
+      mu_i = w_{r_i} * mu_{i-1},   var_i(z) = sum_z' w_{r_i}(z' - z) (mu_{i-1}(z') - mu_i(z))^2,
+      cov_i(z) = sum_z' w_{r_i}(z' - z) (mu^X_{i-1}(z') - mu^X_i(z)) (mu^Y_{i-1}(z') - mu^Y_i(z)),   mu_0 = X
 
-  (``hierarchy="nested"``: each scale filters the previous scale's mean map, so the receptive field grows as the
-  sum of the dilated supports; this is how we read DSSINet's Eqs. 9-11). ``hierarchy="flat"`` computes every scale
+  (``hierarchy="nested"``: each scale takes the statistics of the previous scale's mean map around the window's
+  centre, so the receptive field grows as the sum of the dilated supports; this is how we read DSSINet's Eqs. 9-11,
+  with the deviations taken from the centre's mean as in SSIM). ``hierarchy="flat"`` computes every scale
   from the raw maps (``mu_i = w_{r_i} * X``, ``var_i = w_{r_i} * X^2 - mu_i^2``). Both give plain Gaussian SSIM with
   one scale of dilation 1 (the unit test compares that against an SSIM computed window by window). The index is
   ``prod_i l_i^{a_i} c_i^{a_i} s_i^{a_i}`` with MS-SSIM's weights ``a = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)``,
@@ -106,9 +107,9 @@ def dms_ssim(x: torch.Tensor, y: torch.Tensor, *, dilations: Sequence[int] = DSS
     for d, ai in zip(dil, a.tolist()):
         if hierarchy == "nested":
             nx, ny = _filter(mx, w, d), _filter(my, w, d)
-            vx = _filter((mx - nx) ** 2, w, d)
-            vy = _filter((my - ny) ** 2, w, d)
-            cxy = _filter((mx - nx) * (my - ny), w, d)
+            vx = _filter(mx * mx, w, d) - nx * nx
+            vy = _filter(my * my, w, d) - ny * ny
+            cxy = _filter(mx * my, w, d) - nx * ny
             mx, my = nx, ny
         else:
             mx, my = _filter(x, w, d), _filter(y, w, d)
