@@ -1,0 +1,129 @@
+"""Bi-knowledge transfer end to end on a tiny pair of domains: config errors, one cycle (what it fine-tunes,
+determinism), target labels never used, source-only stages, and the scores of a cycle's models."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from crowdlib.data.records import CrowdRecord
+from crowdlib.methods import bkt
+
+TINY = dict(
+    source={"preset": "shb_like", "n": 4, "seed": 1, "height": 64, "width": 96, "test_n": 2},
+    target={"preset": "sha_like", "n": 3, "seed": 2, "height": 64, "width": 96, "test_n": 2},
+    val_fraction=0.25,
+    regressor={"backbone": "tiny", "pretrained": False, "backend": [8, 8], "steps": 2, "eval_every": 1, "crop": 32,
+               "batch_size": 2, "w_ssim": 0.5},
+    phi={"backbone": "tiny", "pretrained": False, "widths": [4, 4, 4, 8], "steps": 2, "eval_every": 1, "crop": 32,
+         "batch_size": 2},
+    detector={"model": {"backbone": "tiny", "pretrained": False, "width": 8},
+              "train": {"epochs": 1, "batch_size": 2, "crop": 64, "max_steps": 2, "warmup_steps": 0}},
+    patch=32, cycles=1, r_steps=2, d_steps=1, r_lr=1e-3, d_lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny config and its source stages, trained once for the module in its own cache."""
+    cache = tmp_path_factory.mktemp("bkt-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CROWDLIB_CACHE", str(cache))
+        cfg = bkt.make_config(**TINY)
+        bkt.source_models(cfg, cache)
+    return cfg, cache
+
+
+def _models(cfg, cache):
+    return bkt.source_models(cfg, cache)
+
+
+def test_make_config_names_bad_keys():
+    with pytest.raises(ValueError, match="unknown config key"):
+        bkt.make_config(cycels=3)
+    with pytest.raises(ValueError, match="unknown phi key"):
+        bkt.make_config(phi={"los": "mse"})
+    with pytest.raises(ValueError, match="selection"):
+        bkt.make_config(selection="best")
+    with pytest.raises(ValueError, match="r_range"):
+        bkt.make_config(r_range=[0.7, 0.5])
+    with pytest.raises(ValueError, match="multiple of 8"):
+        bkt.make_config(patch=100)
+    cfg = bkt.make_config(phi={"loss": "mse"})
+    assert cfg["phi"]["loss"] == "mse" and cfg["phi"]["threshold"] == 0.2  # nested dicts merge
+
+
+def test_source_stages_never_see_the_target():
+    cfg = bkt.make_config(**TINY)
+    for sub in (bkt.regressor_config(cfg), bkt.phi_config(cfg)):
+        assert "target" not in sub
+    det = bkt.detector_config(cfg)
+    assert "target" not in det and det["data"]["presets"] == [["shb_like", 4]]
+    assert det["val_fraction"] == cfg["val_fraction"] and det["split_seed"] == cfg["split_seed"]
+
+
+def test_one_cycle_fine_tunes_the_last_two_layers_of_r_and_all_of_d(tiny):
+    cfg, cache = tiny
+    models = _models(cfg, cache)
+    r0 = copy.deepcopy(models["regressor"].state_dict())
+    d0 = copy.deepcopy(models["detector"].state_dict())
+    records = bkt.domain_records(cfg["target"], "train")
+    out = bkt.transfer_cycles(cfg, models, records)
+    assert len(out) == 1 and out[0]["cycle"] == 1
+    assert out[0]["n_r_patches"] == 2 * len(records) and out[0]["n_d_patches"] == 2 * len(records)
+    r1 = models["regressor"].state_dict()
+    tuned = set(out[0]["r_state"])
+    assert len(tuned) == 4  # weight and bias of the last back-end conv and of the output conv
+    for k, v in r1.items():
+        same = torch.equal(v, r0[k])
+        assert same != (k in tuned), k
+    assert any(not torch.equal(v, d0[k]) for k, v in models["detector"].state_dict().items()
+               if v.is_floating_point())
+    # deterministic: the same cycle from fresh source models gives the same weights
+    again = bkt.transfer_cycles(cfg, _models(cfg, cache), records)
+    for k in tuned:
+        assert torch.equal(again[0]["r_state"][k], out[0]["r_state"][k])
+    assert all(torch.equal(again[0]["d_state"][k], v) for k, v in out[0]["d_state"].items())
+
+
+def test_target_labels_are_never_used(tiny):
+    cfg, cache = tiny
+    records = bkt.domain_records(cfg["target"], "train")
+    rng = np.random.default_rng(0)
+    poisoned = [CrowdRecord(image_id=r.image_id, points=rng.uniform(0, 60, (7, 2)), image=r.image,
+                            image_size=r.image_size, meta={"sizes": np.full(7, 99.0)}) for r in records]
+    a = bkt.transfer_cycles(cfg, _models(cfg, cache), records)
+    b = bkt.transfer_cycles(cfg, _models(cfg, cache), poisoned)
+    assert all(torch.equal(a[0]["r_state"][k], v) for k, v in b[0]["r_state"].items())
+    assert all(torch.equal(a[0]["d_state"][k], v) for k, v in b[0]["d_state"].items())
+    stripped = bkt.unlabeled(records)
+    assert all(r.count == 0 and r.boxes is None and not r.meta for r in stripped)
+    assert all(np.array_equal(r.image, s.image) for r, s in zip(records, stripped))
+
+
+def test_run_transfer_and_scores_of_each_cycle(tiny, monkeypatch):
+    cfg, cache = tiny
+    monkeypatch.setenv("CROWDLIB_CACHE", str(cache))
+    res = bkt.get_or_run_transfer(cfg, cache)
+    assert len(res["cycles"]) == 1 and set(res["source"]) == {"regressor", "phi", "detector"}
+    test = bkt.domain_records(cfg["target"], "test")
+    s0 = bkt.score_models(bkt.cycle_models(cfg, res, 0, cache), cfg, test)
+    s1 = bkt.score_models(bkt.cycle_models(cfg, res, 1, cache), cfg, test)
+    for s in (s0, s1):
+        assert {"R MAE", "R MSE", "D MAE", "D MSE", "D mAP", "Phi mAP", "MAE", "MSE", "Det MAE", "Det MSE",
+                "mAP"} <= set(s)
+        assert all(np.isfinite(v) for v in s.values())
+        assert s["MSE"] >= s["MAE"] - 1e-9 and 0.0 <= s["mAP"] <= 1.0
+    assert s0["R MAE"] != s1["R MAE"]
+    with pytest.raises(ValueError, match="0..1"):
+        bkt.cycle_models(cfg, res, 2, cache)
+
+
+def test_ablation_settings_run(tiny):
+    cfg, cache = tiny
+    records = bkt.domain_records(cfg["target"], "train")
+    for over in ({"fusion": False}, {"selection": "random"}, {"d_score": "map", "r_range_mode": "max"}):
+        c = bkt.make_config(**{**TINY, **over})
+        out = bkt.transfer_cycles(c, _models(c, cache), records)
+        assert out[0]["n_r_patches"] == 2 * len(records)
