@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from crowdlib import distributed
 from crowdlib.device import autocast
 
-__all__ = ["NonFiniteLossError", "to_device", "default_prepare_batch", "train_one_epoch", "evaluate"]
+__all__ = ["NonFiniteLossError", "to_device", "default_prepare_batch", "make_lr_schedule", "train_one_epoch",
+           "evaluate"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,6 +55,28 @@ def _batch_size(inputs: Any) -> int:
     if isinstance(inputs, (list, tuple)):
         return len(inputs)
     return 1
+
+
+def make_lr_schedule(opt: torch.optim.Optimizer, kind: str, warmup: int, total: int) -> Any:
+    """Per-iteration learning-rate schedule for :func:`train_one_epoch`'s ``scheduler``: ``"constant"`` (returns
+    None), or ``"cosine"``: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total`` steps.
+
+    Raises:
+        ValueError: on another ``kind``.
+    """
+    if kind == "constant":
+        return None
+    if kind != "cosine":
+        raise ValueError(f"make_lr_schedule: schedule must be 'constant' or 'cosine', got {kind!r}")
+    total, warmup = max(int(total), 1), max(int(warmup), 0)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / float(warmup)
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def train_one_epoch(

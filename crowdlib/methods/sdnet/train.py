@@ -22,7 +22,6 @@ Choices where the paper is silent or a CPU budget forces a departure (all are co
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -247,24 +246,6 @@ def _checkpoint_path(cfg: Mapping[str, Any], checkpoint_dir: str | None) -> Any:
     return base / f"{config_hash(cfg)}.pt"
 
 
-def _make_scheduler(opt: torch.optim.Optimizer, kind: str, warmup: int, total: int) -> Any:
-    """Per-iteration learning-rate schedule: ``"constant"`` (None), or ``"cosine"``: linear warm-up over ``warmup``
-    steps, then cosine decay to 0 at ``total`` steps."""
-    if kind == "constant":
-        return None
-    if kind != "cosine":
-        raise ValueError(f"train.schedule must be 'constant' or 'cosine', got {kind!r}")
-    total = max(int(total), 1)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / float(warmup)
-        t = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
 @torch.no_grad()
 def recalibrate_bn(model: torch.nn.Module, loader: Any, device: torch.device, n_batches: int = 20) -> int:
     """Re-estimate BatchNorm running statistics with the final weights ("precise BN").
@@ -332,7 +313,7 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
     from crowdlib.data.datasets import CrowdDataset, make_loader, split_train_val
     from crowdlib.data.transforms import TrainTransform
     from crowdlib.device import pick_device
-    from crowdlib.engine import train_one_epoch
+    from crowdlib.engine import make_lr_schedule, train_one_epoch
     from crowdlib.repro import load_checkpoint, save_checkpoint, seed_everything
 
     cfg = merge_config(default_config(), cfg)
@@ -363,7 +344,7 @@ def _train_sdnet(cfg: Mapping[str, Any], progress: bool, checkpoint_dir: str | N
     steps_per_epoch = len(dataset) // bs if len(dataset) > bs else 1
     if tcfg.get("max_steps"):
         steps_per_epoch = min(steps_per_epoch, int(tcfg["max_steps"]))
-    scheduler = _make_scheduler(opt, tcfg.get("schedule", "constant"), int(tcfg.get("warmup_steps", 0)),
+    scheduler = make_lr_schedule(opt, tcfg.get("schedule", "constant"), int(tcfg.get("warmup_steps", 0)),
                                 steps_per_epoch * int(tcfg["epochs"]))
     refiner = Refiner(store, stride, rule=rcfg["rule"], min_score=float(rcfg["min_score"]),
                       search_radius=int(rcfg["search_radius"]))

@@ -21,7 +21,10 @@ configs coincide. The method's choices default to the paper's values (Sec. III-I
   ``seg_template`` (15: the ones template of Sec. III-A), ``cls_thr_mode`` ("dataset": a crop's count is classed
   with Thr = C / K, C the largest training-image count, Table II; "area": Thr is scaled by the crop's share of its
   image's area, since a 1/16 patch of the paper's scheme rarely reaches class 1).
-- data: ``{"kind": "synthetic", "presets": [...], "n": per preset, "seed", "height", "width"}``,
+- data: ``{"kind": "synthetic", "presets": [...], "n": per preset, "seed", "height", "width"}`` (optionally
+  ``"window": [h, w]``: each scene is rendered at ``height x width`` and an ``h x w`` window of it is kept, so that
+  heads keep the preset's calibrated size in pixels and the crowd its density per output cell; see
+  :func:`.data.window_record`),
   ``{"kind": "shanghaitech", "root", "part"}`` or ``{"kind": "vgg_cells", "root", "n_train": 100}`` (images 1..100
   train, 101..200 test); any spec may hold ``"limit"`` (first images only, for smoke runs). Validation
   (``val_fraction``, ``split_seed``) is carved from the training images; test images are never used to train or
@@ -33,6 +36,8 @@ configs coincide. The method's choices default to the paper's values (Sec. III-I
   and add Gaussian pixel noise of std ``noise_std`` (on [0, 1] intensities; the paper gives no value, 0.02 is ours)
   with probability ``noise_p`` (0.5).
 - optimisation: Adam, ``lr`` (3e-5), ``weight_decay`` (0), ``batch_size`` (1), ``max_norm`` (0: no clipping),
+  ``schedule`` ("constant" as the paper, which names none; "cosine": linear warm-up over ``warmup_steps``, then
+  cosine decay to 0 at ``steps``, :func:`crowdlib.engine.make_lr_schedule`),
   ``steps`` optimizer steps; every ``eval_every`` steps the counts of the validation images are scored and the
   state with the best ``select_metric`` ("mae" or "mse") is kept (``select="best"``) or the last one (``"last"``).
 - ``seed``; ``threads``: intra-op threads of training and evaluation (:class:`crowdlib.repro.fixed_threads`).
@@ -76,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "lr": 3e-5,
     "weight_decay": 0.0,
     "max_norm": 0.0,
+    "schedule": "constant",
+    "warmup_steps": 0,
     "steps": 400,
     "eval_every": 100,
     "select": "best",
@@ -85,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _CHOICES = {"hef_form": ("text", "printed"), "fusion": ("concat", "sum"), "sampling": ("paper", "random_crop"),
-            "select": ("best", "last"), "select_metric": ("mae", "mse"), "cls_thr_mode": ("dataset", "area")}
+            "select": ("best", "last"), "schedule": ("constant", "cosine"), "select_metric": ("mae", "mse"), "cls_thr_mode": ("dataset", "area")}
 
 
 def make_config(**overrides: Any) -> dict[str, Any]:
@@ -116,6 +123,8 @@ def make_config(**overrides: Any) -> dict[str, Any]:
     if cfg["sampling"] == "paper" and int(cfg["batch_size"]) != 1:
         raise ValueError("make_config: sampling='paper' mixes patch sizes and needs batch_size=1 (as the paper); "
                          "use sampling='random_crop' for larger batches")
+    if int(cfg["warmup_steps"]) < 0 or float(cfg["max_norm"]) < 0:
+        raise ValueError("make_config: warmup_steps and max_norm must be >= 0")
     if int(cfg["steps"]) < 1 or int(cfg["eval_every"]) < 1:
         raise ValueError("make_config: steps and eval_every must be >= 1")
     return cfg

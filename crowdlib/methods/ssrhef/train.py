@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from crowdlib.data.records import CrowdRecord
 from crowdlib.device import pick_device
-from crowdlib.engine import train_one_epoch
+from crowdlib.engine import make_lr_schedule, train_one_epoch
 from crowdlib.losses.ssrhef import class_threshold
 from crowdlib.models.registry import build_model
 from crowdlib.repro import fixed_threads, seed_everything
@@ -73,7 +73,8 @@ def train_ssrhef(cfg: Mapping[str, Any], progress: bool = True, device: str | to
     """Train one model of a config and return a plain checkpointable dict.
 
     Runs under :class:`crowdlib.repro.fixed_threads` with ``cfg["threads"]`` intra-op threads. Adam at ``lr``
-    (no schedule: the paper names none), ``steps`` steps in chunks of ``eval_every``; after each chunk the counts of
+    (``schedule``: constant as the paper, or warm-up and cosine decay; gradients clipped at ``max_norm`` when > 0),
+    ``steps`` steps in chunks of ``eval_every``; after each chunk the counts of
     the validation images are scored and the best state (``select_metric``) is kept, or the last (``select``).
     The class threshold is ``max count / K`` over the training split's images (Table II).
 
@@ -105,6 +106,7 @@ def _train(cfg: dict[str, Any], progress: bool, device: str | torch.device | Non
     loader = make_loader(ds, int(cfg["batch_size"]), shuffle=True, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     total, metric = int(cfg["steps"]), str(cfg["select_metric"])
+    sched = make_lr_schedule(opt, str(cfg["schedule"]), int(cfg["warmup_steps"]), total)
     history: list[dict[str, Any]] = []
     best: dict[str, float] = {metric: float("inf")}
     best_state: dict[str, torch.Tensor] | None = None
@@ -114,7 +116,7 @@ def _train(cfg: dict[str, Any], progress: bool, device: str | torch.device | Non
     while done < total:
         n = min(int(cfg["eval_every"]), total - done)
         stats = train_one_epoch(model, criterion, _Repeat(loader, n), opt, dev, chunk, progress=False, max_steps=n,
-                                max_norm=float(cfg["max_norm"]))
+                                max_norm=float(cfg["max_norm"]), scheduler=sched)
         steps = int(stats["steps"])
         done += steps
         chunk += 1
