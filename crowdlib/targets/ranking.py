@@ -13,7 +13,7 @@ import numpy as np
 
 from crowdlib.targets._common import as_points, as_shape
 
-__all__ = ["crop_counts", "nested_crops", "ranking_pairs"]
+__all__ = ["crop_counts", "nested_crops", "ranking_pairs", "nest_pairs"]
 
 
 def nested_crops(
@@ -66,3 +66,22 @@ def ranking_pairs(n: int) -> np.ndarray:
         raise ValueError(f"n: must be >= 1, got {n}")
     i, j = np.triu_indices(n, k=1)
     return np.stack([i, j], axis=1).astype(np.int64)
+
+
+def nest_pairs(n_nests: int, nest_size: int) -> np.ndarray:
+    """Every ordered ``(outer, inner)`` pair of ``n_nests`` nests stacked in one batch, as indices into that batch.
+
+    Nest ``b`` occupies batch rows ``b * nest_size .. (b + 1) * nest_size - 1``, its largest crop first (the order
+    of :func:`nested_crops`); within a nest every pair ``i < j`` of :func:`ranking_pairs` is kept, so one forward
+    pass of the whole batch gives all pairs (L2R's efficient multi-pair form). Returns ``(n_nests * P, 2)`` int64,
+    ``P = nest_size * (nest_size - 1) / 2``, the first column the outer (larger) crop.
+    """
+    if int(n_nests) < 0:
+        raise ValueError(f"n_nests: must be >= 0, got {n_nests}")
+    if int(nest_size) < 2:
+        raise ValueError(f"nest_size: a nest needs at least 2 crops to hold a pair, got {nest_size}")
+    base = ranking_pairs(int(nest_size))
+    if int(n_nests) == 0:
+        return base[:0]
+    offsets = (np.arange(int(n_nests), dtype=np.int64) * int(nest_size))[:, None, None]
+    return (base[None] + offsets).reshape(-1, 2)

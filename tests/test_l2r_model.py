@@ -1,0 +1,40 @@
+"""The L2R counting network: VGG-16 to conv5_3 gives a 14 x 14 map on a 224 x 224 input; the registry builds the
+network and its criterion; bad head kernels are refused."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from crowdlib.losses.l2r import L2RLoss
+from crowdlib.models.l2r import L2RNet
+from crowdlib.models.registry import build_model
+
+
+def test_vgg16_gives_a_14_by_14_map_on_224_inputs():
+    torch.manual_seed(0)
+    net = L2RNet("vgg16", pretrained=False).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 224, 224))["density"]
+    assert out.shape == (1, 1, 14, 14)
+    convs = [m for m in net.trunk.modules() if isinstance(m, torch.nn.Conv2d)]
+    pools = [m for m in net.trunk.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    assert len(convs) == 13 and len(pools) == 4  # conv1_1 .. conv5_3, four poolings (pool5 dropped)
+    assert net.head.in_channels == 512 and net.head.kernel_size == (3, 3) and net.head.out_channels == 1
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "tiny"])
+def test_other_backbones_have_stride_16(backbone):
+    net = L2RNet(backbone, pretrained=False).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 128, 128))["density"].shape == (2, 1, 8, 8)
+
+
+def test_registry_builds_model_and_criterion():
+    model, crit = build_model({"model": "l2r", "backbone": "tiny", "pretrained": False, "lam": 0.3, "margin": 0.1,
+                               "density_relu": True})
+    assert isinstance(model, L2RNet) and isinstance(crit, L2RLoss)
+    assert crit.weight_dict == {"count": 1.0, "rank": 0.3} and crit.margin == 0.1
+    with torch.no_grad():
+        assert (model(torch.randn(1, 3, 64, 64))["density"] >= 0).all()
+    with pytest.raises(ValueError, match="head_kernel"):
+        L2RNet("tiny", pretrained=False, head_kernel=2)
