@@ -36,7 +36,7 @@ from crowdlib import paths
 from crowdlib.cpu_isa import check_cpu_isa_pin, cpu_kernel_info
 
 __all__ = [
-    "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "config_hash", "provenance", "lock_status",
+    "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "apply_overrides", "config_hash", "provenance", "lock_status",
     "git_info",
     "CheckpointError", "save_checkpoint", "load_checkpoint", "get_or_train",
     "cache_path", "code_version", "cache_uses", "CODE_SOURCES", "Row", "Claim", "STATES", "gap_and_se",
@@ -130,6 +130,32 @@ def _canonical(obj: Any) -> Any:
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     raise TypeError(f"config_hash: cannot hash value of type {type(obj).__name__}: {obj!r}")
+
+
+def apply_overrides(defaults: Mapping[str, Any], overrides: Mapping[str, Any],
+                    name: str = "make_config") -> dict[str, Any]:
+    """A deep copy of a method's flat ``defaults`` with ``overrides`` applied, as every ``make_config`` starts.
+
+    A ``data`` override that is a mapping of the same ``kind`` as the default ``data`` is merged into it key by
+    key; one of another kind replaces it. Every other key is replaced by a deep copy of its override.
+
+    Raises:
+        ValueError: naming ``name``, on a key that ``defaults`` does not have.
+    """
+    import copy
+
+    bad = sorted(set(overrides) - set(defaults))
+    if bad:
+        raise ValueError(f"{name}: unknown config key(s) {bad}; valid keys: {sorted(defaults)}")
+    cfg = copy.deepcopy(dict(defaults))
+    for k, v in overrides.items():
+        if k == "data" and isinstance(v, Mapping) and isinstance(cfg.get("data"), Mapping):
+            d = dict(cfg["data"]) if v.get("kind", cfg["data"].get("kind")) == cfg["data"].get("kind") else {}
+            d.update(copy.deepcopy(dict(v)))
+            cfg["data"] = d
+        else:
+            cfg[k] = copy.deepcopy(v)
+    return cfg
 
 
 def config_hash(cfg: Mapping[str, Any], length: int = 12) -> str:

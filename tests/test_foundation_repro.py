@@ -253,3 +253,15 @@ def test_git_dirty_ignores_rewritten_reports(tmp_path):
     assert repro.git_info(tmp_path)["git_dirty"] is False, "rewritten reports must not mark the code dirty"
     (tmp_path / "code.py").write_text("x = 2\n")
     assert repro.git_info(tmp_path)["git_dirty"] is True
+
+
+def test_apply_overrides_merges_data_of_one_kind_and_names_unknown_keys():
+    defaults = {"lr": 1.0, "data": {"kind": "synthetic", "n": 4, "seed": 1}, "sizes": [1, 2]}
+    cfg = repro.apply_overrides(defaults, {"data": {"n": 8}, "lr": 0.5})
+    assert cfg == {"lr": 0.5, "data": {"kind": "synthetic", "n": 8, "seed": 1}, "sizes": [1, 2]}
+    other = repro.apply_overrides(defaults, {"data": {"kind": "shanghaitech", "root": "x"}})
+    assert other["data"] == {"kind": "shanghaitech", "root": "x"}
+    cfg["sizes"].append(3)
+    assert defaults["sizes"] == [1, 2], "the defaults must be deep-copied"
+    with pytest.raises(ValueError, match=r"make_thing: unknown config key\(s\) \['lrr'\]"):
+        repro.apply_overrides(defaults, {"lrr": 1}, name="make_thing")

@@ -34,9 +34,9 @@ coincide. The keys:
 """
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
 from typing import Any
+
+from crowdlib.repro import apply_overrides
 
 
 
@@ -101,15 +101,5 @@ def make_config(**overrides: Any) -> dict[str, Any]:
     Raises:
         ValueError: on an unknown key.
     """
-    bad = sorted(set(overrides) - set(DEFAULTS))
-    if bad:
-        raise ValueError(f"make_config: unknown config key(s) {bad}; valid keys: {sorted(DEFAULTS)}")
-    cfg = copy.deepcopy(DEFAULTS)
-    for k, v in overrides.items():
-        if k == "data" and isinstance(v, Mapping):
-            d = dict(cfg["data"]) if v.get("kind", cfg["data"]["kind"]) == cfg["data"]["kind"] else {}
-            d.update(v)
-            cfg["data"] = d
-        else:
-            cfg[k] = copy.deepcopy(v)
+    cfg = apply_overrides(DEFAULTS, overrides)
     return cfg

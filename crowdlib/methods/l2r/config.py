@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crowdlib.models.l2r import MODEL_DEFAULTS
+from crowdlib.repro import apply_overrides
 
 __all__ = ["DEFAULTS", "PARADIGMS", "make_config"]
 
@@ -95,19 +96,9 @@ def make_config(**overrides: Any) -> dict[str, Any]:
     Raises:
         ValueError: on an unknown key, a value outside a key's choices or range.
     """
-    bad = sorted(set(overrides) - set(DEFAULTS))
-    if bad:
-        raise ValueError(f"make_config: unknown config key(s) {bad}; valid keys: {sorted(DEFAULTS)}")
-    cfg = copy.deepcopy(DEFAULTS)
-    for k, v in overrides.items():
-        if k == "data" and isinstance(v, Mapping):
-            d = dict(cfg["data"]) if v.get("kind", cfg["data"]["kind"]) == cfg["data"]["kind"] else {}
-            d.update(v)
-            cfg["data"] = d
-        elif k == "pool" and isinstance(v, Mapping):
-            cfg["pool"] = [dict(v)]
-        else:
-            cfg[k] = copy.deepcopy(v)
+    if isinstance(overrides.get("pool"), Mapping):  # one pool spec given as a dict
+        overrides = {**overrides, "pool": [dict(overrides["pool"])]}
+    cfg = apply_overrides(DEFAULTS, overrides)
     for k, allowed in _CHOICES.items():
         if cfg[k] not in allowed:
             raise ValueError(f"make_config: {k} must be one of {allowed}, got {cfg[k]!r}")

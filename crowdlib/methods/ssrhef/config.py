@@ -45,10 +45,10 @@ configs coincide. The method's choices default to the paper's values (Sec. III-I
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import Any
 
 from crowdlib.models.ssrhef import MODEL_DEFAULTS
+from crowdlib.repro import apply_overrides
 
 __all__ = ["DEFAULTS", "make_config"]
 
@@ -102,17 +102,7 @@ def make_config(**overrides: Any) -> dict[str, Any]:
     Raises:
         ValueError: on an unknown key, a value outside a key's choices, or a sampling scheme that cannot batch.
     """
-    bad = sorted(set(overrides) - set(DEFAULTS))
-    if bad:
-        raise ValueError(f"make_config: unknown config key(s) {bad}; valid keys: {sorted(DEFAULTS)}")
-    cfg = copy.deepcopy(DEFAULTS)
-    for k, v in overrides.items():
-        if k == "data" and isinstance(v, Mapping):
-            d = dict(cfg["data"]) if v.get("kind", cfg["data"]["kind"]) == cfg["data"]["kind"] else {}
-            d.update(v)
-            cfg["data"] = d
-        else:
-            cfg[k] = copy.deepcopy(v)
+    cfg = apply_overrides(DEFAULTS, overrides)
     for k, allowed in _CHOICES.items():
         if cfg[k] not in allowed:
             raise ValueError(f"make_config: {k} must be one of {allowed}, got {cfg[k]!r}")
