@@ -86,7 +86,7 @@ TINY = {"n_train": 8, "n_test": 2, "n_test_other": {"shb_like": 2, "faces": 2}, 
 KEEP_SMOKE = {("12_sdnet_refinement_dynamics", "image_size"), ("12_sdnet_refinement_dynamics", "crop")}
 SHANGHAITECH_NOTEBOOKS = {"13_sdnet_shanghaitech", "23_iim_shanghaitech", "33_ssr_hef_shanghaitech"}
 PAPER_RUNS = sorted(p.stem for p in (ROOT / "params" / "paper").glob("*.yaml")
-                    if p.stem[:2] in {"10", "11", "12", "13", "20", "21", "22", "23", "30", "31", "32", "33"})
+                    if p.stem[:2] in {"10", "11", "12", "13", "20", "21", "22", "23", "30", "31", "32", "33", "40", "41", "42"})
 
 
 @pytest.mark.parametrize("stem", PAPER_RUNS)

@@ -1,0 +1,75 @@
+"""L2R pilot on validation only, with notebook 42's default-profile parameters: counting only against multi-task
+at a few labelled fractions and seeds, optionally overriding config keys (lambda, lr, steps, ...), so that the
+default profile's ranking weight and budget are chosen on validation images carved from the labelled training
+images. Prints per run the chosen validation MAE, the step it was chosen at and the wall time.
+
+Never scores test images."""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+
+def base_config(p: dict, **over) -> dict:
+    """The config notebooks 40-42 build (notebooks/src/_l2r_snippets.py BASE_CODE) from parameters ``p``."""
+    from crowdlib.methods import l2r
+
+    hw = p["image_sizes"][p["preset"]]
+    data = {"kind": "synthetic", "presets": [p["preset"]], "n": p["n_train"], "seed": p["data_seed"],
+            "height": hw[0], "width": hw[1]}
+    pool = [{"kind": "synthetic", "presets": [p["preset"]], "n": p["n_pool"], "seed": p["pool_seed"],
+             "height": hw[0], "width": hw[1]}]
+    steps = int(p["steps"])
+    cfg = dict(data=data, pool=pool, backbone=p["backbone"], pretrained=p["pretrained"], input_size=p["crop"],
+               test_side=int(round(p["crop"] * p["test_zoom"])), crop_range=list(p["crop_range"]),
+               batch_size=p["batch_size"], nests_per_batch=p["nests_per_batch"], nest_k=p["nest_k"],
+               nest_scale=p["nest_scale"], anchor_region=p["anchor_region"], lam=p["lam"], margin=p["margin"],
+               steps=steps, rank_steps=max(1, int(round(p["rank_ratio"] * steps))),
+               alternate_every=max(1, steps // p["alternate_blocks"]), eval_every=p["eval_every"],
+               optimizer=p["optimizer"], lr=p["lr"], max_norm=p["max_norm"], val_fraction=p["val_fraction"],
+               load_side=max(hw))
+    cfg.update(over)
+    return l2r.make_config(**cfg)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params/default/42_l2r_scarcity.yaml", help="profile YAML to start from")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override notebook parameters (Python literals), e.g. steps=400 lam=0.1")
+    ap.add_argument("--cfg", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override run-config keys after the base config is built, e.g. density_sigma=2.0")
+    ap.add_argument("--fractions", nargs="+", type=float, default=[0.1, 1.0], help="labelled fractions")
+    ap.add_argument("--paradigms", nargs="+", default=["count", "multitask"], help="paradigms to compare")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads per run")
+    ap.add_argument("--out", default=None, help="append one JSON line per run to this file")
+    a = ap.parse_args()
+    from crowdlib.methods import l2r
+
+    p = yaml.safe_load(Path(a.params).read_text())
+    p.update({k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in a.set)})
+    extra = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in a.cfg)}
+    for f in a.fractions:
+        for par in a.paradigms:
+            for seed in a.seeds:
+                cfg = base_config(p, paradigm=par, labelled_fraction=f, seed=seed, threads=a.threads, **extra)
+                t = time.perf_counter()
+                res = l2r.train_l2r(cfg, progress=False)
+                row = {"fraction": f, "paradigm": par, "seed": seed, "val_mae": res["best_val"]["mae"],
+                       "best_step": res["best_step"], "n_train": res["n_train"], "wall": time.perf_counter() - t,
+                       "curve": [round(h.get("val_mae", float("nan")), 2) for h in res["history"]],
+                       "set": a.set, "cfg": a.cfg}
+                print(json.dumps(row), flush=True)
+                if a.out:
+                    with open(a.out, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
