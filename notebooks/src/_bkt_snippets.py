@@ -32,3 +32,113 @@ IMPORTS = """
      from crowdlib.report import Reporter
      from crowdlib.repro import Claim, Row
      """
+
+#: Parameters of notebooks 51-54 that enter a run's config (defaults: the smoke profile's values). Notebooks 51-54
+#: build identical base configs from them, so that they share the cached runs (51's B→A run is 52's "Ours" and 53's
+#: cycles; 51's A→B Phi is 54's L_Phi).
+RUN_PARAMS = """
+seeds = [0]  # training seeds (paper: one run; default profile: 3 seeds)
+backbone = "mobilenet_v2"  # trunk of R and Phi (paper: VGG-16, DSSINet for R and a dilated-VGG nested U-Net for Phi; "vgg16" needs its ImageNet file)
+det_backbone = "mobilenet_v2"  # trunk of D, Crowd-SDNet's CSP detector (paper: ResNet-50 CSP, "resnet50")
+det_width = 32  # channels of D's decoder (library default 32)
+pretrained = True  # ImageNet weights for the trunks (paper: ImageNet VGG-16 / ResNet-50)
+crop = 64  # source training crops of R, Phi and D, px (paper: 224 x 224 for Phi)
+batch_size = 2  # source training batch (paper: not stated)
+reg_steps = 4  # R's source training steps (paper: DSSINet's protocol, to convergence)
+reg_lr = 0.0001  # R's Adam learning rate on the source (paper: DSSINet's protocol)
+reg_ssim = 0.0  # weight of DMS-SSIM in R's loss (paper: DSSINet trains with MSE + DMS-SSIM; its weight is in [18])
+phi_steps = 4  # Phi's source training steps (paper: to convergence)
+phi_lr = 0.0001  # Phi's Adam learning rate (paper: 1e-5)
+det_epochs = 1  # D's source training epochs (paper: CSP's protocol)
+det_max_steps = 3  # cap on D's source training steps (None: all epochs)
+eval_every = 2  # source validation (model selection of R and Phi) every this many steps
+val_fraction = 0.2  # share of the source training scenes held out for model selection (paper: not stated)
+sigma_factor = 0.25  # Eq. 1's kernel rule sigma_j = sigma_factor x head size (paper: sigma proportional to the scale)
+truncate = 2.0  # kernel half width in sigmas; Eq. 8's window k = 2 x int(truncate x sigma + 0.5) + 1
+patch = 40  # side of the selected patches, px (paper: 224 on ~600 x 900 to 768 x 1024 images, 6-12 patches per image)
+patches_per_image = 2  # patches per image for R and for D (paper: 2)
+r_range = [0.5, 0.7]  # R's patches: density percentile range (paper: 50% - 70%)
+cycles = 1  # T, the cycles of "Ours" (paper: 4)
+max_cycles = 2  # cycles run and shown in Table 3 (paper: 5); Ours is read at cycle T of this run
+cycle_steps = 2  # optimizer steps per cycle for R and for D (paper: not stated; one pass over the selected patches)
+cycle_batch = 2  # patches per fine-tuning step (paper: not stated)
+r_lr = 0.000001  # R's fine-tuning rate, last two layers (paper: 1e-6)
+d_lr = 0.00001  # D's fine-tuning rate (paper: 1e-5)
+progress = False  # print a line per cycle
+"""
+
+#: Notebook code (indented as the cells) defining ``base_config(src, tgt)`` and ``transfer_name(src, tgt)``; needs
+#: :data:`DOMAIN_CODE`'s ``domain_spec`` before it.
+BASE_CODE = """
+     import copy
+
+     from crowdlib.methods.bkt import study as bs
+     from crowdlib.models.backbones import require_weights
+
+     require_weights(backbone, pretrained)
+     require_weights(det_backbone, pretrained)
+
+
+     def transfer_name(src, tgt):
+         \"\"\"The paper's name of a transfer, e.g. "A→B".\"\"\"
+         return f"{src}→{tgt}"
+
+
+     def base_config(src, tgt):
+         \"\"\"The run config of the transfer src -> tgt: every row of Tables 1-4 is this plus its override. It runs
+         max(cycles, max_cycles) cycles; Ours is read at cycle T = cycles.\"\"\"
+         det = copy.deepcopy(bkt.DEFAULTS["detector"])
+         det["model"].update(backbone=det_backbone, pretrained=pretrained, width=det_width)
+         det["train"].update(epochs=det_epochs, max_steps=det_max_steps, batch_size=batch_size, crop=crop)
+         learn = {"backbone": backbone, "pretrained": pretrained, "crop": crop, "batch_size": batch_size,
+                  "eval_every": eval_every}
+         return bkt.make_config(
+             source=domain_spec(src), target=domain_spec(tgt), val_fraction=val_fraction, sigma_factor=sigma_factor,
+             truncate=truncate, regressor={**learn, "steps": reg_steps, "lr": reg_lr, "w_ssim": reg_ssim},
+             phi={**learn, "steps": phi_steps, "lr": phi_lr}, detector=det, patch=patch,
+             patches_per_image=patches_per_image, r_range=list(r_range), cycles=max(int(cycles), int(max_cycles)),
+             r_steps=cycle_steps, d_steps=cycle_steps, cycle_batch=cycle_batch, r_lr=r_lr, d_lr=d_lr)
+
+
+     def describe(cfg):
+         \"\"\"One line: the domains, their scenes and the budget of a run config.\"\"\"
+         s, t = cfg["source"], cfg["target"]
+         return (f"source {s['preset']} ({s['n']} scenes of {s['height']} x {s['width']} px, "
+                 f"{cfg['val_fraction']:.0%} for validation) -> target {t['preset']} ({t['n']} unlabelled training "
+                 f"scenes, {t['test_n']} test scenes); R/Phi {cfg['regressor']['steps']}/{cfg['phi']['steps']} steps, "
+                 f"D {cfg['detector']['train']['epochs']} epoch(s); {cfg['cycles']} cycles of {cfg['r_steps']} steps, "
+                 f"patches {cfg['patch']} px")
+     """
+
+#: Imports of notebooks 51-54.
+RUN_IMPORTS = """
+     import matplotlib.pyplot as plt
+     import numpy as np
+     import pandas as pd
+     import torch
+
+     from crowdlib.device import apply_thread_limit
+     from crowdlib.methods import bkt
+     from crowdlib.report import Reporter, results_table
+     """
+
+#: The claims cell body (given ``rows`` and ``claims``).
+CLAIMS_CODE = """
+     claims_df = rep.results(rows, claims)
+     for s in bs.claim_sentences(claims_df, digits=3):
+         print(s)
+     if len(claims_df):
+         print({k: int(v) for k, v in claims_df.state.value_counts().items()}, f"of {len(claims_df)} claims")
+     claims_df[["claim", "better (ours)", "worse (ours)", "gap", "gap se", "state"]] if len(claims_df) else None
+     """
+
+#: Notebook code defining ``outputs_at(cfg, t, rec)``: every map of one image from the cached run of ``cfg`` at cycle
+#: ``t`` (R_t's density, D_t's detections, Phi(R_t), the fused M^R and M^D; :func:`crowdlib.methods.bkt.pseudo_labels`).
+OUTPUTS_CODE = """
+     def outputs_at(cfg, t, rec):
+         \"\"\"The maps of one (test) image at cycle t of the cached run of cfg (fused as at test time).\"\"\"
+         res = bkt.get_or_run_transfer(cfg)
+         m = bkt.cycle_models(cfg, res, t)
+         return bkt.pseudo_labels(rec, m["regressor"], m["detector"], m["phi"], {**cfg, "fusion": True},
+                                  det_threshold=m["det_threshold"], det_nms_iou=m["det_nms_iou"])
+     """

@@ -22,6 +22,10 @@ The paper's pipeline, one public name per step:
 6. The cycles (``cycles.py``): :func:`transfer_cycles`, :func:`run_transfer` (one config end to end, cached by
    :func:`get_or_run_transfer`), :func:`cycle_models` (R_t, D_t), :func:`score_models` (MAE, MSE = RMSE, mAP).
 7. Metrics (``evaluate.py``): :func:`paper_point_map` (Sec. 4.2's nearest-ground-truth rule), :func:`localization_map`.
+8. Studies (``study.py``, notebooks 51-54): the settings of Tables 1-4 (:func:`table1_settings` ..
+   :func:`table4_settings`), :func:`run_settings` over :func:`crowdlib.study.run_study` (scored on the target test
+   images only), the paper's numbers (:data:`PAPER_TABLE1` .. :data:`PAPER_TABLE4`) and the claims
+   (:func:`table1_claims` .. :func:`table4_claims`).
 """
 from __future__ import annotations
 
@@ -34,6 +38,10 @@ from .evaluate import count_errors, localization_map, paper_point_map
 from .fusion import (confidence_map, fuse_density, fuse_detections, kernel_radii, patch_grid, phi_points, psi,
                      select_patches)
 from .infer import image_tensor, predict_cells, pseudo_labels, run_detector, run_phi
+from .study import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TEXT, PHI_LOSS_NAMES, cycle_gain_long,
+                    cycle_history, paper_table1_frame, run_settings, setting, setting_config, source_summary,
+                    table1_claims, table1_settings, table2_claims, table2_settings, table3_claims, table3_settings,
+                    table4_claims, table4_settings, table_rows, view_metrics)
 from .train import (get_or_train_stage, load_detector, load_phi, load_regressor, source_maps, source_models,
                     train_detector, train_phi, train_regressor, train_stage)
 
@@ -48,4 +56,8 @@ __all__ = [
     "finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
     "cycle_models", "score_models",
     "paper_point_map", "localization_map", "count_errors",
+    "PAPER_TEXT", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3", "PAPER_TABLE4", "PHI_LOSS_NAMES", "setting",
+    "table1_settings", "table2_settings", "table3_settings", "table4_settings", "setting_config", "view_metrics",
+    "run_settings", "table_rows", "cycle_gain_long", "table1_claims", "table2_claims", "table3_claims",
+    "table4_claims", "paper_table1_frame", "cycle_history", "source_summary",
 ]
