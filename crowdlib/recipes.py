@@ -11,7 +11,7 @@ images, times inference on a 1024x768 image, and writes the card into ``weights/
 |---|---|---|
 | ``sdnet-shb`` | 13 (default) | Crowd-SDNet detector, ShanghaiTech B train; SHB test (316 images) |
 | ``sdnet-synthetic-explorer`` | 11 (default), setting "both", seed 0 | the widget model of notebook 90, with the pseudo-box store of its first training images |
-| ``iim-synthetic-explorer`` | 20 (default), IIM (PBM, L1 on CP and PBM), seed 0 | the widget model of notebook 91 |
+| ``iim-synthetic-explorer`` | 20 (default), IIM (PBM, L1 on CP and PBM), seed 0, ``IIM_EXPLORER_STEPS`` x its steps | the widget model of notebook 91 |
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ import numpy as np
 
 from crowdlib import paths
 
-__all__ = ["Recipe", "RECIPES", "resolve_commit", "parameters_cell", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
+__all__ = ["Recipe", "RECIPES", "IIM_EXPLORER_STEPS", "IIM_EXPLORER_THREADS", "iim_explorer_config",
+           "iim_notebook20_config", "resolve_commit", "parameters_cell", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
            "EXPLORER_IMAGES"]
 
 #: training images whose pseudo-box store (and refinement history) the Crowd-SDNet explorer model carries
@@ -120,6 +121,37 @@ def _iim_synthetic_config(p: dict[str, Any], seed: int) -> dict[str, Any]:
                               p["finetune_steps"])
 
 
+#: The IIM explorer model (notebook 91) trains notebook 20's default-profile IIM row for this many times the row's
+#: trunk and fine-tune steps, on ``IIM_EXPLORER_THREADS`` threads: at notebook 20's own 600 + 300 steps the row
+#: recalls 59% of the validation heads at its count-optimal threshold, and misses about half the heads of a dense
+#: scene, too few for a count a reader can trust at first sight (``benchmarks/iim_explorer_steps.py``, validation
+#: scenes only).
+IIM_EXPLORER_STEPS = 4
+IIM_EXPLORER_THREADS = 2
+
+
+def iim_explorer_config(p: dict[str, Any], seed: int, factor: float = IIM_EXPLORER_STEPS,
+                        threads: int = IIM_EXPLORER_THREADS) -> dict[str, Any]:
+    """Notebook 20's IIM row (parameters ``p``) with ``factor`` times its trunk and fine-tune steps, trained and
+    evaluated on ``threads`` threads (deterministic at that count). ``factor=1, threads=1`` is notebook 20's run."""
+    if factor <= 0 or int(threads) < 1:
+        raise ValueError(f"iim_explorer_config: factor must be > 0 and threads >= 1, got {factor}, {threads}")
+    q = {**p, "trunk_steps": int(round(factor * int(p["trunk_steps"]))),
+         "finetune_steps": int(round(factor * int(p["finetune_steps"])))}
+    cfg = _iim_synthetic_config(q, seed)
+    if factor == 1 and int(threads) == 1:
+        return cfg
+    cfg["threads"] = int(threads)
+    if cfg.get("init"):
+        cfg["init"] = {**cfg["init"], "threads": int(threads)}
+    return cfg
+
+
+def iim_notebook20_config(seed: int = 0) -> dict[str, Any]:
+    """The config of notebook 20's default-profile IIM row (``seed``), as the notebook trains it."""
+    return _iim_synthetic_config(notebook_params("20_iim_ablation", "default"), seed)
+
+
 #: SHA train images the density counter trains on (validation carved from them); the rest are its held-out report
 SHA_TRAIN_IMAGES = 270
 
@@ -152,10 +184,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "pseudo-box store and refinement history of its first training images.",
            _sdnet_synthetic_config),
     Recipe("iim-synthetic-explorer", "iim", "20_iim_ablation", "default", 0,
-           "synthetic crowd_a + crowd_b scenes (40 training images, 256 px), notebook 20's IIM row",
+           "synthetic crowd_a + crowd_b scenes (40 training images, 256 px), notebook 20's IIM row config trained "
+           f"{IIM_EXPLORER_STEPS}x its steps",
            "Notebook 91's threshold explorer model: IIM (tiny backbone) with the pixel-level binarization module "
-           "(PBM), L1 on the confidence predictor and the PBM.",
-           _iim_synthetic_config),
+           f"(PBM), L1 on the confidence predictor and the PBM; notebook 20's default-profile IIM row trained for "
+           f"{IIM_EXPLORER_STEPS}x its 600 + 300 steps on {IIM_EXPLORER_THREADS} threads.",
+           iim_explorer_config),
     Recipe("density-sha", "density", "", "default", 0,
            f"ShanghaiTech A train, its first {SHA_TRAIN_IMAGES} images (10% of them carved out as validation)",
            "Density-map counter (IIM's GPR-like baseline: MobileNetV2 + FPN, ImageNet init, MSE on Gaussian density "

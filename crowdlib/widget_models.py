@@ -123,7 +123,12 @@ def iim_explorer_inputs(source: str = "shipped", *, n_images: int = 4, train_con
         cfg, model, thr = zm.config, zm.net, zm.default_threshold
         about = _about(zm)
     else:
-        cfg = _run_config("iim-synthetic-explorer", source, train_config)
+        if source == "cache":  # the reader's own default-profile run of notebook 20 (its IIM row, seed 0)
+            from crowdlib.recipes import iim_notebook20_config
+
+            cfg = iim_notebook20_config(0)
+        else:
+            cfg = _run_config("iim-synthetic-explorer", source, train_config)
         train_records = iim.load_records(cfg["data"], "train")
         res = iim.get_or_train_iim(cfg, progress=progress, records=train_records)
         model = iim.load_trained(cfg, res, "cpu")

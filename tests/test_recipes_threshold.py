@@ -37,3 +37,22 @@ def test_resolve_commit_expands_a_short_sha_and_names_an_unknown_one():
     assert resolve_commit(head[:7]) == head and resolve_commit(head) == head
     with pytest.raises(ValueError, match="not a commit"):
         resolve_commit("no-such-revision-xyz")
+
+
+def test_iim_explorer_config_scales_notebook_20s_steps_and_keeps_its_own_run():
+    from crowdlib.recipes import (IIM_EXPLORER_STEPS, IIM_EXPLORER_THREADS, iim_explorer_config,
+                                  iim_notebook20_config, notebook_params, recipe_config)
+
+    p = notebook_params("20_iim_ablation", "default")
+    nb20 = iim_notebook20_config(0)
+    assert iim_explorer_config(p, 0, factor=1, threads=1) == nb20
+    assert (nb20["init"]["steps"], nb20["steps"]) == (p["trunk_steps"], p["finetune_steps"])
+    ex = recipe_config("iim-synthetic-explorer")
+    assert ex["init"]["steps"] == IIM_EXPLORER_STEPS * p["trunk_steps"]
+    assert ex["steps"] == IIM_EXPLORER_STEPS * p["finetune_steps"]
+    assert ex["threads"] == ex["init"]["threads"] == IIM_EXPLORER_THREADS
+    assert ex["sched_total"] == IIM_EXPLORER_STEPS * (p["trunk_steps"] + p["finetune_steps"])
+    same = {k for k in nb20 if k not in ("init", "steps", "threads", "sched_offset", "sched_total")}
+    assert {k: ex[k] for k in same} == {k: nb20[k] for k in same}  # only the schedule's length and threads differ
+    with pytest.raises(ValueError, match="factor"):
+        iim_explorer_config(p, 0, factor=0)

@@ -22,10 +22,12 @@ cells = [
      (NWPU protocol, sigma_l) update.
 
      It opens on a **trained model without training anything**: `weights/iim-synthetic-explorer.pt`, notebook
-     20's default-profile IIM run (CP + PBM, L1 on CP and encoder; seed 0, tiny backbone, synthetic scenes), made by
-     `python -m crowdlib train iim-synthetic-explorer` (see `weights/MODELS.md`). The global slider starts at the
-     threshold with the lowest count error on validation images carved from the training scenes.
-     `model_source = "cache"` takes that run from your own cache instead (training it there if missing);
+     20's default-profile IIM row (CP + PBM, L1 on CP and encoder; seed 0, tiny backbone, synthetic scenes) trained
+     for 4x its steps (`crowdlib.recipes.IIM_EXPLORER_STEPS`), made by `python -m crowdlib train
+     iim-synthetic-explorer` (see `weights/MODELS.md`). The global slider starts at the threshold with the lowest
+     count error on validation images carved from the training scenes.
+     `model_source = "cache"` takes notebook 20's own default-profile run from your cache instead (training it there
+     if missing);
      `"train"` trains notebook 20's IIM row with the parameters below (smoke values: a few steps)."""),
     ("parameters", PARAMS_91),
     ("code", """
