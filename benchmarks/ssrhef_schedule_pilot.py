@@ -1,12 +1,22 @@
 """Pilot of SSR-HEF's CPU schedule on validation images only: validation-MAE curves of the full model (and plain
-L2) under a constant learning rate and under warm-up + cosine decay with gradient clipping, on windows of the
-calibrated sha_like / shb_like scenes. Prints one line per run and writes a CSV of the curves.
+L2) under a constant learning rate (with or without gradient clipping) and under warm-up + cosine decay with
+clipping, on windows of the calibrated sha_like / shb_like scenes. Prints one line per run and writes a CSV of the curves.
 
 No test image is read: the runs use training scenes of ``--data-seed`` and score their own validation split.
 
 Example::
 
     python benchmarks/ssrhef_schedule_pilot.py --sets shb_like sha_like --seeds 0 1 --steps 1500 --out /tmp/pilot.csv
+
+Runs so far (best validation MAE per seed; notebooks 30-32 chose their schedule from these):
+
+- 1500 steps, windows 256 x 384, width 0.5, lr 1e-3, val_fraction 0.2: shb_like constant 7.6 / 9.8, cosine+clip
+  8.5 / 6.5, cosine+clip L2 5.2 / 4.0; sha_like constant 54.7 / 37.5, cosine+clip 72.3 / 47.9, cosine+clip L2
+  55.0 / 57.6 (100-160 s per run, two at a time, one thread each).
+- 1000 steps, windows 224 x 320, val_fraction 0.15 (``--variants constant constant+clip --window 224 320``):
+  shb_like constant 8.95 / 8.55, constant+clip 8.95 / 8.60; sha_like 88.0 / 57.1 for both (clipping at norm 10
+  left the sha_like curves identical); 35-45 s per run (31-43 s of training steps), two at a time, one thread
+  each.
 """
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ import time
 
 VARIANTS = {
     "constant": {"schedule": "constant", "max_norm": 0.0},
+    "constant+clip": {"schedule": "constant", "max_norm": 10.0},
     "cosine+clip": {"schedule": "cosine", "warmup_steps": 50, "max_norm": 10.0},
     "cosine+clip L2": {"schedule": "cosine", "warmup_steps": 50, "max_norm": 10.0, "use_hef": False},
 }
@@ -34,7 +45,8 @@ def _run(job: tuple) -> list[dict]:
     res = ssrhef.train_ssrhef(cfg, progress=False)
     rows = [{"set": set_name, "variant": variant, "seed": seed, **h} for h in res["history"]]
     print(f"{set_name:9s} {variant:15s} seed {seed}: best val MAE {res['best_val']['mae']:.2f} at step "
-          f"{res['best_step']}, last {res['history'][-1]['val_mae']:.2f}, {time.perf_counter() - t:.0f} s",
+          f"{res['best_step']}, last {res['history'][-1]['val_mae']:.2f}, {time.perf_counter() - t:.0f} s "
+          f"({res['train_seconds']:.0f} s training steps)",
           flush=True)
     return rows
 

@@ -96,6 +96,32 @@ def test_data_specs(tmp_path):
     assert "limit" not in ssrhef.set_data("shanghaitech_B", n_train=None, root=tmp_path)
     with pytest.raises(ValueError, match="folder"):
         ssrhef.set_data("vgg_cells", n_train=3)
+    win = ssrhef.set_data("sha_like", n_train=5, window=(224, 320))
+    assert win["window"] == [224, 320] and win["height"] is None and win["width"] is None
+    assert ssrhef.test_data(win, 2, 77)["window"] == [224, 320]  # test scenes are windowed as the training ones
+    with pytest.raises(ValueError, match="window"):
+        ssrhef.set_data("sha_like", n_train=5, window=[224])
+
+
+def test_control_row_is_plain_l2_at_a_quarter_of_the_lr_and_never_a_claim():
+    base = ssrhef.make_config(width=0.25, steps=3, lr=1e-3)
+    over = ssrhef.control_settings(base["lr"])
+    assert list(over) == [ssrhef.CONTROL] and ssrhef.CONTROL not in ssrhef.TABLE7_SETTINGS
+    full = ssrhef.setting_config(base, ssrhef.TABLE7_SETTINGS[ssrhef.FULL], 1)
+    ctrl = ssrhef.setting_config(base, over[ssrhef.CONTROL], 1)
+    assert {k for k in ctrl if ctrl[k] != full[k]} == {"use_hef", "lr"} and ctrl["lr"] == pytest.approx(2.5e-4)
+    assert all(ssrhef.CONTROL not in (c.better, c.worse) for c in ssrhef.table7_claims())
+    vals = {ssrhef.FULL: [9.0, 9.5, 9.2], "without HEF": [14.0, 13.0, 13.5], ssrhef.CONTROL: [9.1, 9.3, 9.6],
+            "without SSR": [12.0, 12.0, 12.0]}
+    long = pd.concat([_long(vals, "MAE"), _long({k: [2 * x for x in v] for k, v in vals.items()}, "MSE")])
+    df = ssrhef.control_comparison({"shb_like": long, "no control": long[long.setting != ssrhef.CONTROL]})
+    assert list(df["set"]) == ["shb_like", "shb_like"] and list(df["metric"]) == ["MAE", "MSE"]
+    mae = df.iloc[0]
+    assert mae[ssrhef.CONTROL] == pytest.approx(np.mean(vals[ssrhef.CONTROL]))
+    assert mae["gap SSR-HEF over control"] == pytest.approx(np.mean(vals[ssrhef.CONTROL]) - np.mean(vals[ssrhef.FULL]))
+    assert mae["reading"] == "within the noise"  # diffs +0.1, -0.2, +0.4: mean 0.1 < se 0.17
+    rows7 = ssrhef.table7_rows(long[long.setting.isin(list(ssrhef.TABLE7_SETTINGS))], "shb_like")
+    assert ssrhef.CONTROL not in {r.setting for r in rows7}
 
 
 def test_tiny_grid_end_to_end_and_the_analyses(tmp_path, monkeypatch):

@@ -22,10 +22,11 @@ cells = [
      the loss with weight 1e-3. Table VIII trains the full model with K = 0 (no task), 5, 10, 15 and 20 on
      ShanghaiTech Part_A: K = 15 is best and every K > 0 beats K = 0.
 
-     **Setup here.** `sha_like`, the Part_A stand-in, with exactly notebook 30's configuration: the K = 15 row
-     *is* notebook 30's full model of the same set and seed (one cached run), the other rows change
-     `num_classes` only. Models are chosen on validation images carved from the training images; test images
-     are only scored."""),
+     **Setup here.** `sha_like`, the Part_A stand-in (in the default profile, `window`s of scenes rendered at
+     Part_A's calibrated size; notebook 30 says why), with exactly notebook 30's configuration, schedule
+     included: the K = 15 row *is* notebook 30's full model of the same set and seed (one cached run), the other
+     rows change `num_classes` only. Models are chosen on validation images carved from the training images;
+     test images are only scored."""),
     ("parameters", PARAMS),
     ("code", IMPORTS + """
      apply_thread_limit()

@@ -22,7 +22,8 @@ cells = [
      Fig. 7 of the paper shows the segmentation maps SM1-SM3 (1/2, 1/4, 1/8) of Part_A test images: shallow maps
      pick out small heads, deep ones large heads. Fig. 8 plots each Part_A test image's count with HEF, without
      HEF and the truth; Fig. 9 the density maps. Here the models are notebook 30's `sha_like` runs (the same
-     configs, so the cache serves them): the full model and the "without HEF" row. The last section plots the
+     configs, so the cache serves them): the full model and the "without HEF" row, trained and drawn on windows
+     of calibrated scenes in the default profile (notebook 30 says why). The last section plots the
      distribution of the HEF factor over the output pixels of the trained full models, on validation images,
      at the configured `density_scale`."""),
     ("parameters", PARAMS),

@@ -26,8 +26,9 @@ from .config import DEFAULTS, make_config
 from .data import PatchSet, PatchTransform, SSRHEFTargets, load_records, targets_for, train_dataset
 from .infer import evaluate_model, image_tensor, predict_density
 from .train import get_or_train_ssrhef, load_trained, split_records, train_ssrhef
-from .study import (FULL, METRICS, PAPER_TABLE5_SHB, PAPER_TABLE7, PAPER_TABLE8, PAPER_TABLE8_MSE_UNREAD,
-                    PAPER_TABLE9, STAND_INS, TABLE7_SETTINGS, TABLE8_K, TABLE8_SETTINGS, claim_sentences, k_setting,
+from .study import (CONTROL, FULL, METRICS, PAPER_TABLE5_SHB, PAPER_TABLE7, PAPER_TABLE8, PAPER_TABLE8_MSE_UNREAD,
+                    PAPER_TABLE9, STAND_INS, TABLE7_SETTINGS, TABLE8_K, TABLE8_SETTINGS, claim_sentences,
+                    control_comparison, control_settings, k_setting,
                     paper_table7_frame, rows_from_long, run_settings, set_data, setting_config, table7_claims,
                     table7_rows, table8_claims, test_data, training_summary)
 from .analysis import (factor_summary, gt_factor_values, measure_latency, model_factor_values, per_image_counts,
@@ -39,7 +40,8 @@ __all__ = [
     "hef_factor", "hef_loss", "dice_loss", "class_threshold", "count_classes",
     "train_ssrhef", "get_or_train_ssrhef", "load_trained", "split_records",
     "image_tensor", "predict_density", "evaluate_model",
-    "FULL", "TABLE7_SETTINGS", "PAPER_TABLE7", "STAND_INS", "TABLE8_K", "TABLE8_SETTINGS", "PAPER_TABLE8",
+    "FULL", "TABLE7_SETTINGS", "CONTROL", "control_settings", "control_comparison", "PAPER_TABLE7", "STAND_INS",
+    "TABLE8_K", "TABLE8_SETTINGS", "PAPER_TABLE8",
     "PAPER_TABLE8_MSE_UNREAD", "PAPER_TABLE5_SHB", "PAPER_TABLE9", "METRICS", "k_setting", "set_data", "test_data",
     "setting_config", "run_settings", "rows_from_long", "claim_sentences", "table7_rows", "table7_claims",
     "table8_claims", "training_summary", "paper_table7_frame",

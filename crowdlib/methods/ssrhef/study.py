@@ -19,7 +19,8 @@ from .data import load_records
 from .infer import evaluate_model, predict_density
 from .train import load_trained, train_ssrhef
 
-__all__ = ["FULL", "TABLE7_SETTINGS", "PAPER_TABLE7", "STAND_INS", "TABLE8_K", "TABLE8_SETTINGS", "PAPER_TABLE8",
+__all__ = ["FULL", "TABLE7_SETTINGS", "CONTROL", "control_settings", "control_comparison", "PAPER_TABLE7",
+           "STAND_INS", "TABLE8_K", "TABLE8_SETTINGS", "PAPER_TABLE8",
            "PAPER_TABLE8_MSE_UNREAD", "PAPER_TABLE5_SHB", "PAPER_TABLE9", "METRICS", "k_setting", "set_data",
            "test_data", "setting_config", "run_settings", "rows_from_long", "claim_sentences", "table7_rows",
            "table7_claims", "table8_claims", "training_summary", "paper_table7_frame"]
@@ -35,6 +36,18 @@ TABLE7_SETTINGS: dict[str, dict[str, Any]] = {
     "without HEF": {"use_hef": False},
     FULL: {},
 }
+
+#: A control row beside Table VII, not one of the paper's rows and never a claim: plain L2 with the full model
+#: otherwise, at a quarter of the learning rate. With unscaled densities the text's HEF factor (1 - sigma(D))^2 is at
+#: most 0.25 (0.25 where D is 0), so part of HEF's effect may be a smaller step; this row shows how plain L2 fares
+#: with one (:func:`control_settings`).
+CONTROL = "L2 at lr/4 (control)"
+
+
+def control_settings(lr: float) -> dict[str, dict[str, Any]]:
+    """``{CONTROL: overrides}`` for a base learning rate ``lr``: plain L2 (``use_hef=False``) at ``lr / 4``."""
+    return {CONTROL: {"use_hef": False, "lr": float(lr) / 4}}
+
 
 #: Table VII of the paper ("Estimation errors of different configurations"), MAE / MSE per dataset as printed;
 #: MSE is the root mean squared error.
@@ -86,11 +99,12 @@ METRICS = ("MAE", "MSE")
 
 # ----------------------------------------------------------------------------------------------- data specs
 def set_data(name: str, *, n_train: int, data_seed: int = 1, height: int | None = None, width: int | None = None,
-             root: Any = None) -> dict[str, Any]:
+             root: Any = None, window: Sequence[int] | None = None) -> dict[str, Any]:
     """The training data spec of one set: a synthetic preset (``sha_like``, ``shb_like``, ... rendered at
-    ``height x width``), ``"vgg_cells"`` (``root``: the folder of ``NNNcell.png``; its first ``n_train`` images
-    train) or ``"shanghaitech_B"`` / ``"shanghaitech_A"`` (``root``: the ShanghaiTech folder; ``n_train`` first
-    images, None for all)."""
+    ``height x width``, None: the preset's calibrated size; with ``window = (h, w)`` an ``h x w`` window of each
+    scene, :func:`.data.window_record`), ``"vgg_cells"`` (``root``: the folder of ``NNNcell.png``; its first
+    ``n_train`` images train) or ``"shanghaitech_B"`` / ``"shanghaitech_A"`` (``root``: the ShanghaiTech folder;
+    ``n_train`` first images, None for all)."""
     if name == "vgg_cells":
         if root is None:
             raise ValueError("set_data: the VGG cells need their folder (root)")
@@ -100,8 +114,13 @@ def set_data(name: str, *, n_train: int, data_seed: int = 1, height: int | None 
             raise ValueError("set_data: ShanghaiTech needs its folder (root)")
         spec = {"kind": "shanghaitech", "root": str(root), "part": name.rsplit("_", 1)[1]}
         return {**spec, "limit": int(n_train)} if n_train else spec
-    return {"kind": "synthetic", "presets": [name], "n": int(n_train), "seed": int(data_seed), "height": height,
+    spec = {"kind": "synthetic", "presets": [name], "n": int(n_train), "seed": int(data_seed), "height": height,
             "width": width}
+    if window is not None:
+        if len(window) != 2:
+            raise ValueError(f"set_data: window must be [height, width], got {window!r}")
+        spec["window"] = [int(window[0]), int(window[1])]
+    return spec
 
 
 def test_data(data: Mapping[str, Any], n_test: int | None, test_seed: int | None = None) -> dict[str, Any]:
@@ -213,6 +232,35 @@ def training_summary(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> Any:
     out = df.drop(columns=["density term"]).groupby("setting", sort=False).mean(numeric_only=True).drop(columns="seed")
     out.insert(0, "density term", terms)
     return out
+
+
+def control_comparison(long_by_set: Mapping[str, Any], metrics: Sequence[str] = METRICS) -> Any:
+    """The control beside Table VII, one line per set and metric: the full model, "without HEF" (plain L2) and
+    :data:`CONTROL` (plain L2 at lr/4), mean over seeds, and the gap of the full model over the control (positive:
+    SSR-HEF is better) with its standard error across seeds (paired by seed) and a verdict with the claims' rule
+    (SSR-HEF or the control better beyond the noise, within the noise, or noise unknown with one seed). Not a
+    paper claim: it never enters the scorecard."""
+    import pandas as pd
+
+    from crowdlib.repro import claim_state, gap_and_se
+
+    recs = []
+    for name, long in long_by_set.items():
+        if CONTROL not in set(long["setting"]):
+            continue
+        for m in metrics:
+            rows = {r.setting: r for r in rows_from_long(long[long.setting.isin([FULL, "without HEF", CONTROL])],
+                                                         f"control ({name})", None, [m])}
+            gap, se = gap_and_se(rows[FULL], rows[CONTROL])
+            state = claim_state(gap, se)
+            recs.append({"set": name, "metric": m, FULL: rows[FULL].mean, "without HEF (L2)": rows["without HEF"].mean,
+                         CONTROL: rows[CONTROL].mean, "gap SSR-HEF over control": gap,
+                         "gap se": float("nan") if se is None else se,
+                         "reading": "seed noise unknown (one seed)" if se is None else
+                         {"reproduced": "SSR-HEF better, beyond the noise",
+                          "contradicted": "the control better, beyond the noise",
+                          "inconclusive": "within the noise"}[state]})
+    return pd.DataFrame(recs)
 
 
 def paper_table7_frame() -> Any:
