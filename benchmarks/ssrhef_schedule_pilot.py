@@ -30,6 +30,7 @@ VARIANTS = {
     "constant+clip": {"schedule": "constant", "max_norm": 10.0},
     "cosine+clip": {"schedule": "cosine", "warmup_steps": 50, "max_norm": 10.0},
     "cosine+clip L2": {"schedule": "cosine", "warmup_steps": 50, "max_norm": 10.0, "use_hef": False},
+    "constant+clip L2": {"schedule": "constant", "max_norm": 10.0, "use_hef": False},
 }
 
 
