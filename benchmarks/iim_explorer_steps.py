@@ -29,7 +29,6 @@ def main() -> None:
 
     p = recipes.notebook_params("20_iim_ablation", "default")
     for f in a.factors:
-        q = {"trunk_steps": int(round(f * p["trunk_steps"])), "finetune_steps": int(round(f * p["finetune_steps"]))}
         cfg = recipes.iim_explorer_config(p, 0, factor=f, threads=a.threads)
         recs = iim.load_records(cfg["data"], "train")
         t = time.perf_counter()
@@ -43,7 +42,7 @@ def main() -> None:
         sc = score_points(val, pts)
         gt = np.array([r.count for r in val], float)
         rel = np.abs([len(x) for x in pts] - gt) / gt
-        print(f"x{f:g} ({q['trunk_steps']} + {q['finetune_steps']} steps): {wall:.0f} s; validation threshold "
+        print(f"x{f:g} ({cfg['init']['steps']} + {cfg['steps']} steps): {wall:.0f} s; validation threshold "
               f"{thr:.2f}: Rec {100 * sc['rec']:.1f} Pre {100 * sc['pre']:.1f} F1 {100 * sc['f1']:.1f} MAE "
               f"{sc['mae']:.1f}, relative count error median {100 * np.median(rel):.0f}% max {100 * rel.max():.0f}% "
               f"over {len(val)} validation scenes", flush=True)

@@ -28,8 +28,8 @@ import numpy as np
 from crowdlib import paths
 
 __all__ = ["Recipe", "RECIPES", "IIM_EXPLORER_STEPS", "IIM_EXPLORER_THREADS", "iim_explorer_config",
-           "iim_notebook20_config", "resolve_commit", "parameters_cell", "notebook_params", "recipe_config", "train_recipe", "measure", "explorer_data",
-           "EXPLORER_IMAGES"]
+           "iim_notebook20_config", "resolve_commit", "parameters_cell", "notebook_params", "recipe_config",
+           "train_recipe", "measure", "explorer_data", "EXPLORER_IMAGES"]
 
 #: training images whose pseudo-box store (and refinement history) the Crowd-SDNet explorer model carries
 EXPLORER_IMAGES = 6
@@ -139,8 +139,6 @@ def iim_explorer_config(p: dict[str, Any], seed: int, factor: float = IIM_EXPLOR
     q = {**p, "trunk_steps": int(round(factor * int(p["trunk_steps"]))),
          "finetune_steps": int(round(factor * int(p["finetune_steps"])))}
     cfg = _iim_synthetic_config(q, seed)
-    if factor == 1 and int(threads) == 1:
-        return cfg
     cfg["threads"] = int(threads)
     if cfg.get("init"):
         cfg["init"] = {**cfg["init"], "threads": int(threads)}

@@ -34,11 +34,12 @@ def _about(zm: Any) -> str:
 
 
 def _run_config(recipe: str, source: str, train_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The run config of ``source`` "cache" (the recipe's own) or "train" (the caller's)."""
-    from crowdlib.recipes import recipe_config
+    """The run config of ``source`` "cache" (the notebook's own default-profile run: the recipe's config, or for the
+    IIM explorer, whose recipe trains longer, notebook 20's IIM row) or "train" (the caller's)."""
+    from crowdlib.recipes import iim_notebook20_config, recipe_config
 
     if source == "cache":
-        return recipe_config(recipe)
+        return iim_notebook20_config(0) if recipe == "iim-synthetic-explorer" else recipe_config(recipe)
     if train_config is None:
         raise ValueError("source='train' needs train_config (the notebook's smoke run config)")
     return dict(train_config)
@@ -123,12 +124,7 @@ def iim_explorer_inputs(source: str = "shipped", *, n_images: int = 4, train_con
         cfg, model, thr = zm.config, zm.net, zm.default_threshold
         about = _about(zm)
     else:
-        if source == "cache":  # the reader's own default-profile run of notebook 20 (its IIM row, seed 0)
-            from crowdlib.recipes import iim_notebook20_config
-
-            cfg = iim_notebook20_config(0)
-        else:
-            cfg = _run_config("iim-synthetic-explorer", source, train_config)
+        cfg = _run_config("iim-synthetic-explorer", source, train_config)
         train_records = iim.load_records(cfg["data"], "train")
         res = iim.get_or_train_iim(cfg, progress=progress, records=train_records)
         model = iim.load_trained(cfg, res, "cpu")
