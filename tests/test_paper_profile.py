@@ -21,7 +21,8 @@ PROFILES = sorted(p for p in (ROOT / "params").iterdir() if p.is_dir())
 #: parameters that size the data and the schedule: the paper run takes the notebook's (smoke) defaults for these
 SIZE_KEYS = {"seeds", "n_train", "n_test", "n_images", "timing_images", "n_negative", "image_size", "crop",
              "input_scale", "image_scale", "batch_size", "epochs", "max_steps", "steps", "trunk_steps",
-             "finetune_steps", "eval_every", "val_every", "pbm_pool", "n_dense", "n_sparse"}
+             "finetune_steps", "eval_every", "val_every", "pbm_pool", "n_dense", "n_sparse", "reg_steps", "phi_steps",
+             "det_epochs", "det_max_steps", "cycles", "max_cycles", "cycle_steps", "patch", "phi_crop"}
 
 
 def _same_kind(default: object, value: object, comment: str) -> bool:
@@ -86,7 +87,8 @@ TINY = {"n_train": 8, "n_test": 2, "n_test_other": {"shb_like": 2, "faces": 2}, 
 KEEP_SMOKE = {("12_sdnet_refinement_dynamics", "image_size"), ("12_sdnet_refinement_dynamics", "crop")}
 SHANGHAITECH_NOTEBOOKS = {"13_sdnet_shanghaitech", "23_iim_shanghaitech", "33_ssr_hef_shanghaitech"}
 PAPER_RUNS = sorted(p.stem for p in (ROOT / "params" / "paper").glob("*.yaml")
-                    if p.stem[:2] in {"10", "11", "12", "13", "20", "21", "22", "23", "30", "31", "32", "33", "40", "41", "42"})
+                    if p.stem[:2] in {"10", "11", "12", "13", "20", "21", "22", "23", "30", "31", "32", "33", "40", "41", "42",
+                                        "51", "52", "53", "54"})
 
 
 @pytest.mark.parametrize("stem", PAPER_RUNS)

@@ -4,7 +4,8 @@ synthetic domains, so that every notebook renders the same source and target sce
 #: Parameters of notebooks 50-54 that enter the domain specs (defaults: the smoke profile's values).
 DOMAIN_PARAMS = """
 domains = {"A": "sha_like", "B": "shb_like"}  # synthetic stand-ins of ShanghaiTech A and B (paper: SHA, SHB; C and Q have no stand-in here)
-image_sizes = {"sha_like": [128, 192], "shb_like": [128, 160]}  # height, width in px (presets: 640 x 960 and 768 x 1024 as the datasets; heads scale with the height)
+image_sizes = {"sha_like": [128, 192], "shb_like": [128, 160]}  # render size, height and width in px; None: the preset's own (640 x 960 and 768 x 1024, as the datasets; heads are calibrated at it)
+window = None  # [h, w]: cut one window of this size from each rendered scene (head sizes and people per output cell as calibrated); None: whole scenes (paper: whole images, 224 x 224 training crops)
 n_train = 6  # training scenes per domain (paper: SHA 300, SHB 400); the source's validation split is carved from them
 n_test = 3  # held-out test scenes per domain (paper: SHA 182, SHB 316)
 data_seed = {"A": 11, "B": 12}  # training-scene seed per domain
@@ -13,12 +14,14 @@ test_seed = {"A": 5011, "B": 5012}  # test-scene seed per domain (fresh: no othe
 
 #: Notebook code (indented as the cells) defining ``domain_spec(key)``.
 DOMAIN_CODE = """
+     from crowdlib.methods.bkt import profile as bkt_profile
+
+     P = {k: globals()[k] for k in bkt_profile.DOMAIN_KEYS + tuple(k for k in bkt_profile.RUN_KEYS if k in globals())}
+
+
      def domain_spec(key):
-         \"\"\"The bkt domain spec of domain ``key`` ("A" or "B"): preset, scene counts, seeds and image size.\"\"\"
-         preset = domains[key]
-         h, w = image_sizes[preset]
-         return {"preset": preset, "n": int(n_train), "seed": int(data_seed[key]), "height": int(h), "width": int(w),
-                 "test_n": int(n_test), "test_seed": int(test_seed[key])}
+         \"\"\"The bkt domain spec of domain ``key`` ("A" or "B"): preset, scene counts, seeds, size and window.\"\"\"
+         return bkt_profile.domain_spec(P, key)
      """
 
 IMPORTS = """
@@ -49,6 +52,8 @@ reg_lr = 0.0001  # R's Adam learning rate on the source (paper: DSSINet's protoc
 reg_ssim = 0.0  # weight of DMS-SSIM in R's loss (paper: DSSINet trains with MSE + DMS-SSIM; its weight is in [18])
 phi_steps = 4  # Phi's source training steps (paper: to convergence)
 phi_lr = 0.0001  # Phi's Adam learning rate (paper: 1e-5)
+phi_crop = 64  # Phi's source training crops, px (paper: 224 x 224)
+phi_loss = "focal_mse+dms_ssim"  # Phi's loss in Tables 1-3 (paper: L_Phi, focal MSE + DMS-SSIM; Table 4 compares all four)
 det_epochs = 1  # D's source training epochs (paper: CSP's protocol)
 det_max_steps = 3  # cap on D's source training steps (None: all epochs)
 eval_every = 2  # source validation (model selection of R and Phi) every this many steps
@@ -64,50 +69,25 @@ cycle_steps = 2  # optimizer steps per cycle for R and for D (paper: not stated;
 cycle_batch = 2  # patches per fine-tuning step (paper: not stated)
 r_lr = 0.000001  # R's fine-tuning rate, last two layers (paper: 1e-6)
 d_lr = 0.00001  # D's fine-tuning rate (paper: 1e-5)
+threads = 1  # threads per run (the study runs one run per core)
 progress = False  # print a line per cycle
 """
 
 #: Notebook code (indented as the cells) defining ``base_config(src, tgt)`` and ``transfer_name(src, tgt)``; needs
 #: :data:`DOMAIN_CODE`'s ``domain_spec`` before it.
 BASE_CODE = """
-     import copy
-
      from crowdlib.methods.bkt import study as bs
      from crowdlib.models.backbones import require_weights
 
      require_weights(backbone, pretrained)
      require_weights(det_backbone, pretrained)
-
-
-     def transfer_name(src, tgt):
-         \"\"\"The paper's name of a transfer, e.g. "A→B".\"\"\"
-         return f"{src}→{tgt}"
+     transfer_name, describe = bkt_profile.transfer_name, bkt_profile.describe
 
 
      def base_config(src, tgt):
-         \"\"\"The run config of the transfer src -> tgt: every row of Tables 1-4 is this plus its override. It runs
-         max(cycles, max_cycles) cycles; Ours is read at cycle T = cycles.\"\"\"
-         det = copy.deepcopy(bkt.DEFAULTS["detector"])
-         det["model"].update(backbone=det_backbone, pretrained=pretrained, width=det_width)
-         det["train"].update(epochs=det_epochs, max_steps=det_max_steps, batch_size=batch_size, crop=crop)
-         learn = {"backbone": backbone, "pretrained": pretrained, "crop": crop, "batch_size": batch_size,
-                  "eval_every": eval_every}
-         return bkt.make_config(
-             source=domain_spec(src), target=domain_spec(tgt), val_fraction=val_fraction, sigma_factor=sigma_factor,
-             truncate=truncate, regressor={**learn, "steps": reg_steps, "lr": reg_lr, "w_ssim": reg_ssim},
-             phi={**learn, "steps": phi_steps, "lr": phi_lr}, detector=det, patch=patch,
-             patches_per_image=patches_per_image, r_range=list(r_range), cycles=max(int(cycles), int(max_cycles)),
-             r_steps=cycle_steps, d_steps=cycle_steps, cycle_batch=cycle_batch, r_lr=r_lr, d_lr=d_lr)
-
-
-     def describe(cfg):
-         \"\"\"One line: the domains, their scenes and the budget of a run config.\"\"\"
-         s, t = cfg["source"], cfg["target"]
-         return (f"source {s['preset']} ({s['n']} scenes of {s['height']} x {s['width']} px, "
-                 f"{cfg['val_fraction']:.0%} for validation) -> target {t['preset']} ({t['n']} unlabelled training "
-                 f"scenes, {t['test_n']} test scenes); R/Phi {cfg['regressor']['steps']}/{cfg['phi']['steps']} steps, "
-                 f"D {cfg['detector']['train']['epochs']} epoch(s); {cfg['cycles']} cycles of {cfg['r_steps']} steps, "
-                 f"patches {cfg['patch']} px")
+         \"\"\"The run config of the transfer src -> tgt (:func:`crowdlib.methods.bkt.profile.run_config`): every row
+         of Tables 1-4 is this plus its override; it runs max(cycles, max_cycles) cycles, Ours is read at cycle T.\"\"\"
+         return bkt_profile.run_config(P, src, tgt)
      """
 
 #: Imports of notebooks 51-54.
@@ -141,4 +121,24 @@ OUTPUTS_CODE = """
          m = bkt.cycle_models(cfg, res, t)
          return bkt.pseudo_labels(rec, m["regressor"], m["detector"], m["phi"], {**cfg, "fusion": True},
                                   det_threshold=m["det_threshold"], det_nms_iou=m["det_nms_iou"])
+     """
+
+#: Markdown shared by notebooks 51-54: how the default profile's budget was sized (pilots on source validation and
+#: unlabelled target images only), so that each notebook says which Phi loss and budgets its tables use.
+BUDGET_MD = """
+     ### How the default profile was sized (no target label, no test image)
+     - **Regime.** Each scene is rendered at its preset's calibrated size (sha_like 640 x 960, shb_like 768 x 1024) and
+       one 224 x 320 window of it is kept (the most crowded of 4): head sizes in pixels and people per stride-8 cell
+       stay as calibrated, at the pixels a CPU affords. R and D train on the same windows.
+     - **R**: 300 steps (Adam 1e-4, crops 128); its source-validation MAE every 50 steps picks the state.
+     - **D** (Crowd-SDNet's detector): 40 epochs; its source-validation MAE (every 5 epochs) falls from 28.8 to ~6 by
+       epoch 20 and then stays within 5-9 (`benchmarks/bkt_probe.py`, shb_like source, seed 0).
+     - **Phi**: the paper's L_Phi (focal MSE + DMS-SSIM on a sigmoid map) left every source-validation map below the
+       0.2 threshold, so source-validation mAP 0, in 1000 steps at 1e-3 (and at 1e-4, with a Kaiming-scale init and
+       with the literal form); focal CE reaches 0.90 in 150 steps (`benchmarks/bkt_phi_pilot.py`). Tables 1-3 therefore
+       run Phi with **focal CE** (`phi_loss`), 200 steps at 1e-3, crops 64; Table 4 trains all four losses alike.
+     - **Cycles**: T = 4 of 5 run, each one pass over the selected patches (24 steps of 2 patches) at the paper's
+       rates (R's last two layers 1e-6, D 1e-5). On unlabelled target windows (B→A, seed 0) R's mean count moves
+       134.9 → 150.1 over 5 cycles, so the rate is not too small to act; D's mean count falls 53.8 → 13.4 after one
+       cycle (also at 1e-6) while its scores sit near its threshold (median 0.07 against 0.05).
      """

@@ -3,8 +3,10 @@
 ``crowdlib.repro.get_or_train(..., name="bkt")``, so that the settings of Tables 1-4 share the source models. The
 method's values default to the paper's (Secs. 3-4.2); budgets (steps, image sizes, widths) default to a small CPU run.
 
-- domains: ``source`` and ``target`` ``{"preset", "n", "seed", "height", "width", "test_n", "test_seed"}``: synthetic
-  scenes (:func:`crowdlib.methods.bkt.data.domain_records`). Source validation (``val_fraction``, ``split_seed``) is
+- domains: ``source`` and ``target`` ``{"preset", "n", "seed", "height", "width", "test_n", "test_seed",
+  "window"}``: synthetic scenes (:func:`crowdlib.methods.bkt.data.domain_records`) rendered at ``height x width`` (``None``: the
+  preset's own size, the one its head sizes are calibrated at) and, with ``window = [h, w]``, cut to one window each
+  (:func:`crowdlib.data.windows.window_records`: head sizes in pixels and people per output cell as calibrated). Source validation (``val_fraction``, ``split_seed``) is
   carved from the source training images and is the only split any choice is made on; target training images are
   used without their labels (:func:`~crowdlib.methods.bkt.data.unlabeled`), target test images only to score.
 - kernel rule (Eq. 1, shared by the source ground truth and Psi, "the Gaussian kernels adopted in the same rule"):
@@ -18,7 +20,8 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
   ``form="literal"``), ``merge`` (10: peaks in one 10 x 10 area merge to the highest) and ``input_stride`` (8: Phi is
   trained on the ground-truth density sum-pooled to R's output stride and upsampled as R's maps are, so that its
   source input has the form of its target input; 1: the full-resolution ground truth, the paper's literal input).
-- ``detector``: overrides of :func:`crowdlib.methods.sdnet.default_config` (its ``data`` is set from ``source``).
+- ``detector``: overrides of :func:`crowdlib.methods.sdnet.default_config` (its ``data`` is set from ``source``);
+  its source validation MAE every ``train.val_every`` epochs picks the state kept (``keep_best``), as R's and Phi's.
 - fusion (Eq. 8 and Sec. 3.4): ``fusion`` (False: Table 2's "w/o Fusion"), ``fuse_nms_iou`` (0.3; boxes of D's
   predicted size), ``nn_size_factor`` (1.0: upper-half sizes = this x the nearest-neighbour distance).
 - selection: ``selection`` ("paper" or "random", Table 2's "w/ RS"), ``patch`` (224), ``patches_per_image`` (2),
@@ -41,8 +44,10 @@ from crowdlib.models.bkt import PHI_DEFAULTS, REGRESSOR_DEFAULTS
 __all__ = ["DEFAULTS", "make_config", "regressor_config", "phi_config", "detector_config", "SHARED_KEYS"]
 
 DEFAULTS: dict[str, Any] = {
-    "source": {"preset": "shb_like", "n": 24, "seed": 1, "height": 256, "width": 320, "test_n": 8, "test_seed": None},
-    "target": {"preset": "sha_like", "n": 24, "seed": 2, "height": 256, "width": 320, "test_n": 12, "test_seed": None},
+    "source": {"preset": "shb_like", "n": 24, "seed": 1, "height": 256, "width": 320, "test_n": 8, "test_seed": None,
+               "window": None},
+    "target": {"preset": "sha_like", "n": 24, "seed": 2, "height": 256, "width": 320, "test_n": 12, "test_seed": None,
+               "window": None},
     "val_fraction": 0.2,
     "split_seed": 0,
     "sigma_factor": 0.25,
@@ -53,7 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "phi": {**copy.deepcopy(PHI_DEFAULTS), "lr": 1e-4, "steps": 300, "batch_size": 4, "crop": 128, "eval_every": 100,
             "threshold": 0.2, "merge": 10, "input_stride": 8},
     "detector": {"model": {"backbone": "mobilenet_v2", "pretrained": True, "width": 32},
-                 "train": {"epochs": 6, "batch_size": 4, "lr": 3e-4, "crop": 128}},
+                 "train": {"epochs": 6, "batch_size": 4, "lr": 3e-4, "crop": 128, "val_every": 5,
+                           "keep_best": True}},
     "fusion": True,
     "fuse_nms_iou": 0.3,
     "nn_size_factor": 1.0,
@@ -122,11 +128,19 @@ def make_config(**overrides: Any) -> dict[str, Any]:
             raise ValueError(f"make_config: {sub}.crop must be a positive multiple of 8, got {cfg[sub]['crop']}")
         if int(cfg[sub]["steps"]) < 1 or int(cfg[sub]["eval_every"]) < 1:
             raise ValueError(f"make_config: {sub}.steps and {sub}.eval_every must be >= 1")
+    for dom in ("source", "target"):
+        win = cfg[dom].get("window")
+        if win is not None and (len(win) != 2 or any(int(v) < 8 or int(v) % 8 for v in win)):
+            raise ValueError(f"make_config: {dom}.window must be None or [h, w], multiples of 8, got {win!r}")
     if int(cfg["cycles"]) < 0 or int(cfg["patches_per_image"]) < 1:
         raise ValueError("make_config: cycles must be >= 0 and patches_per_image >= 1")
     if int(cfg["phi"]["input_stride"]) not in (1, 8):
         raise ValueError(f"make_config: phi.input_stride must be 1 or 8, got {cfg['phi']['input_stride']}")
     return cfg
+
+
+def _size(v: Any) -> int | None:
+    return None if v is None else int(v)
 
 
 def _shared(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,7 +164,9 @@ def detector_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     src = cfg["source"]
     data = {"source": "synthetic", "presets": [[src["preset"], int(src["n"])]], "seed": int(src["seed"]),
-            "height": int(src["height"]), "width": int(src["width"])}
+            "height": _size(src["height"]), "width": _size(src["width"])}
+    if src.get("window"):
+        data["window"] = [int(v) for v in src["window"]]
     out = merge_config(default_config(), cfg["detector"])
     out.update(data=data, val_fraction=float(cfg["val_fraction"]), split_seed=int(cfg["split_seed"]),
                seed=int(cfg["seed"]), threads=int(cfg["threads"]))

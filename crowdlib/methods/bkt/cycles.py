@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from crowdlib.data.records import CrowdRecord
-from crowdlib.repro import fixed_threads, seed_everything
+from crowdlib.repro import fixed_threads, flush_denormal, seed_everything
 
 from .config import make_config
 from .data import domain_records, pool_density, unlabeled
@@ -184,7 +184,7 @@ def run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool =
     """The whole method for one config (module docstring): source stages (cached), then the cycles on the target
     domain's training images. Returns ``{"cycles": [...], "det_threshold", "source": {stage: summary}}``."""
     cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
-    with fixed_threads(int(cfg["threads"])):
+    with fixed_threads(int(cfg["threads"])), flush_denormal():
         seed_everything(int(cfg["seed"]))
         models = source_models(cfg, cache_dir)
         records = domain_records(cfg["target"], "train")
@@ -220,8 +220,9 @@ def score_models(models: Mapping[str, Any], cfg: Mapping[str, Any], records: Seq
     (``"MAE"``, ``"MSE"`` of ``M^R``; ``"Det MAE"``, ``"Det MSE"``, ``"mAP"`` of ``M^D``) and Phi(R) alone
     (``"Phi mAP"``, Table 4)."""
     cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
-    labs = [pseudo_labels(r, models["regressor"], models["detector"], models["phi"], {**cfg, "fusion": True},
-                          det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"]) for r in records]
+    with flush_denormal():
+        labs = [pseudo_labels(r, models["regressor"], models["detector"], models["phi"], {**cfg, "fusion": True},
+                              det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"]) for r in records]
     gt = [r.count for r in records]
     pts = [r.points for r in records]
     out: dict[str, float] = {}

@@ -16,7 +16,9 @@ __all__ = ["domain_records", "split_source", "unlabeled", "head_sizes", "kernel_
 
 
 def domain_records(spec: Mapping[str, Any], split: str = "train") -> list[CrowdRecord]:
-    """The ``n`` training (``seed``) or ``test_n`` test (``test_seed``, default ``seed + 1000``) scenes of a domain.
+    """The ``n`` training (``seed``) or ``test_n`` test (``test_seed``, default ``seed + 1000``) scenes of a domain,
+    cut to one ``window`` each when the spec has one (positions drawn with the split's seed, as Crowd-SDNet's
+    ``data["window"]`` draws them, so that R and D train on the same windows).
 
     Raises:
         ValueError: on an unknown split or a test seed equal to the training seed.
@@ -33,9 +35,15 @@ def domain_records(spec: Mapping[str, Any], split: str = "train") -> list[CrowdR
         if test_seed == seed:
             raise ValueError(f"domain_records: test_seed {test_seed} equals the training seed")
         seed, n = test_seed, int(spec.get("test_n", n))
-    ds = SyntheticCrowds(spec["preset"], n, seed=seed, height=int(spec["height"]), width=int(spec["width"]),
-                         cache_dir=paths.cache_dir() / "synthetic")
-    return [ds[i] for i in range(len(ds))]
+    h, w = spec.get("height"), spec.get("width")
+    ds = SyntheticCrowds(spec["preset"], n, seed=seed, height=None if h is None else int(h),
+                         width=None if w is None else int(w), cache_dir=paths.cache_dir() / "synthetic")
+    recs = [ds[i] for i in range(len(ds))]
+    if spec.get("window"):
+        from crowdlib.data.windows import window_records
+
+        recs = window_records(recs, spec["window"], seed)
+    return recs
 
 
 def split_source(records: Sequence[CrowdRecord], cfg: Mapping[str, Any]) -> tuple[list[CrowdRecord], list[CrowdRecord]]:

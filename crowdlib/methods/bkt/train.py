@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from crowdlib.data.records import CrowdRecord
-from crowdlib.repro import fixed_threads, seed_everything
+from crowdlib.repro import fixed_threads, flush_denormal, seed_everything
 
 from .config import detector_config, make_config, phi_config, regressor_config
 from .data import (domain_records, dot_map, gt_density, head_sizes, pool_density, split_source, upsample_density)
@@ -92,7 +92,7 @@ def _val_mae(model: torch.nn.Module, images: Sequence[np.ndarray], counts: Seque
 
 def train_regressor(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
     """Train R on the source (module docstring); returns ``{"model", "best_step", "best_val_mae", "history"}``."""
-    with fixed_threads(int(cfg["threads"])):
+    with fixed_threads(int(cfg["threads"])), flush_denormal():
         seed_everything(int(cfg["seed"]))
         rc = cfg["regressor"]
         tr, va = split_source(domain_records(cfg["source"], "train"), cfg)
@@ -133,7 +133,7 @@ def train_phi(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
     from .evaluate import paper_point_map
     from .infer import run_phi
 
-    with fixed_threads(int(cfg["threads"])):
+    with fixed_threads(int(cfg["threads"])), flush_denormal():
         seed_everything(int(cfg["seed"]))
         pc = cfg["phi"]
         tr, va = split_source(domain_records(cfg["source"], "train"), cfg)
@@ -169,7 +169,8 @@ def train_detector(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, 
     the full Crowd-SDNet config under ``"sdnet"``)."""
     from crowdlib.methods.sdnet import train_sdnet
 
-    res = dict(train_sdnet(cfg["sdnet"], progress=progress))
+    with flush_denormal():
+        res = dict(train_sdnet(cfg["sdnet"], progress=progress))
     res.pop("store", None)  # the pseudo boxes of the source images are not needed downstream
     return res
 

@@ -200,7 +200,9 @@ def load_records(data: Mapping[str, Any]) -> list:
     """Training/evaluation records from a data config.
 
     ``{"source": "synthetic", "presets": [[name, n], ...], "seed", "height", "width"}`` renders a mixture with
-    :class:`crowdlib.data.synthetic.SyntheticCrowds`; ``{"source": "shanghaitech", "root", "part", "split",
+    :class:`crowdlib.data.synthetic.SyntheticCrowds`, optionally cut to ``"window": [h, w]`` windows of the rendered
+    scenes (:func:`crowdlib.data.windows.window_records`, seeded with ``seed``; ``"window_candidates"``, default 4);
+    ``{"source": "shanghaitech", "root", "part", "split",
     "limit"}`` reads ShanghaiTech with :func:`crowdlib.data.formats.read_shanghaitech` (``limit`` keeps the first
     images, for smoke runs); ``{"source": "widerface", "root", "split", "limit"}`` reads WIDER FACE
     (``<root>/wider_face_split/wider_face_<split>_bbx_gt.txt`` and ``<root>/WIDER_<split>/images``; faces flagged
@@ -215,6 +217,10 @@ def load_records(data: Mapping[str, Any]) -> list:
         for name, n in data["presets"]:  # rendered once per machine: every training process reads the .npz cache
             recs.extend(SyntheticCrowds(name, int(n), seed=int(data.get("seed", 0)), height=data.get("height"),
                                         width=data.get("width"), cache_dir=paths.cache_dir() / "synthetic"))
+        if data.get("window"):
+            from crowdlib.data.windows import window_records
+
+            recs = window_records(recs, data["window"], int(data.get("seed", 0)), int(data.get("window_candidates", 4)))
         return recs
     if src == "widerface":
         from pathlib import Path

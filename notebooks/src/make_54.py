@@ -9,7 +9,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
+from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
                            RUN_PARAMS)
 
 PARAMS = """
@@ -31,6 +31,7 @@ cells = [
      (best step chosen by the source validation mAP), with the same R_0 and D_0; no cycle is run. L_Phi's Phi is the
      one notebooks 51-53 use (shared cache)."""),
     ("parameters", PARAMS),
+    ("md", BUDGET_MD),
     ("code", RUN_IMPORTS + """
      apply_thread_limit()
      rep = Reporter("54_bkt_phi_losses", profile=profile, seeds=seeds)

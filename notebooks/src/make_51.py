@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, OUTPUTS_CODE, RUN_IMPORTS,  # noqa: E402
+from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, OUTPUTS_CODE, RUN_IMPORTS,  # noqa: E402
                            RUN_PARAMS)
 
 PARAMS = """
@@ -38,6 +38,7 @@ cells = [
      run per seed. The real SHA → SHB transfer beside the paper's A→B row is not run here: the library's domains are
      synthetic."""),
     ("parameters", PARAMS),
+    ("md", BUDGET_MD),
     ("code", RUN_IMPORTS + """
      apply_thread_limit()
      rep = Reporter("51_bkt_transfer", profile=profile, seeds=seeds)

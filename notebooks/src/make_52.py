@@ -9,7 +9,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
+from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
                            RUN_PARAMS)
 
 PARAMS = """
@@ -31,6 +31,7 @@ cells = [
      of the fused detections' count and their mAP (w/o fusion: D's). Ours is the cached B→A run of notebook 51 (read
      at cycle T); every choice on the source validation split; target test scenes only scored."""),
     ("parameters", PARAMS),
+    ("md", BUDGET_MD),
     ("code", RUN_IMPORTS + """
      apply_thread_limit()
      rep = Reporter("52_bkt_ablation", profile=profile, seeds=seeds)

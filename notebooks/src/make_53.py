@@ -9,7 +9,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
+from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
                            RUN_PARAMS)
 
 PARAMS = """
@@ -30,6 +30,7 @@ cells = [
      alone (R MAE, R MSE, D MAE, D MSE, D mAP; the paper's row 0 stands beside these). The claims are on R_t and D_t
      alone, the models the cycles fine-tune."""),
     ("parameters", PARAMS),
+    ("md", BUDGET_MD),
     ("code", RUN_IMPORTS + """
      apply_thread_limit()
      rep = Reporter("53_bkt_cycles", profile=profile, seeds=seeds)
