@@ -10,6 +10,19 @@ Example::
     python benchmarks/bkt_probe.py --transfer B A --seeds 0 --window 224 320 --reg-steps 600 --out /tmp/probe.json
 
 Parameters not given take the default profile's values (``params/default/51_bkt_transfer.yaml``).
+
+Runs so far (default profile at 18eef42 unless said; one thread, beside another job):
+
+- B→A seed 0: R 51 s (source-validation MAE 5.6 -> 5.2 over 300 steps, noisy: 5 validation windows), Phi (focal CE)
+  32 s (mAP 0.58 -> 0.90), D 40 epochs 71 s (MAE 28.8 -> 6.0 at epoch 20, then 6.8-9.2); cycles 59 s. On the
+  unlabelled target windows R's mean count goes 134.9 -> 150.1 over 5 cycles (the paper's 1e-6 moves it), D's 53.8
+  -> 13.4 after one cycle -> 0.0. With ``--det-epochs 60 --phi-steps 50`` (an untrained Phi) the same collapse; a
+  single cycle at d_lr 0 keeps D's counts, at 1e-6 they still fall (46 -> 34 on the first window).
+- A→B seed 2: R 58 s (MAE 31.6 -> 5.7 at step 250), Phi 34 s (0.82 -> 0.90), D 70 s (88 -> 35.2); cycles 87 s. D's mean
+  count on the unlabelled target goes 6.8 -> 7.2 -> 332 -> 5000 (every candidate) at cycles 2-3, the fused density
+  31.7 -> 4799, R alone stays at 31; R's fine-tuning loss then grows to 42.7.
+- Phi's source training at the previous defaults (crop 128, 300 steps, lr 1e-4, L_Phi): 285 s, 2.6x slower without
+  flush-denormal (1.9 s a step once its loss fell).
 """
 from __future__ import annotations
 
