@@ -142,3 +142,12 @@ BUDGET_MD = """
        134.9 → 150.1 over 5 cycles, so the rate is not too small to act; D's mean count falls 53.8 → 13.4 after one
        cycle (also at 1e-6) while its scores sit near its threshold (median 0.07 against 0.05).
      """
+
+
+def setup_code(notebook: str, extra: str = "") -> str:
+    """The first code cell of notebooks 51-54: imports, the thread limit, the reporter of ``notebook``, the domain
+    specs and ``base_config``, then ``extra`` (more definitions, same indentation)."""
+    return (RUN_IMPORTS + f"""
+     apply_thread_limit()
+     rep = Reporter("{notebook}", profile=profile, seeds=seeds)
+""" + DOMAIN_CODE + BASE_CODE + extra)

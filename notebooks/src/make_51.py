@@ -1,8 +1,4 @@
-"""Generate notebooks/51_bkt_transfer.ipynb (run: .venv/bin/python notebooks/src/pending_bkt/make_51.py).
-
-Held in ``pending_bkt/`` (with its params in ``pending_bkt/params/``) until its default-profile reports exist: a
-generator in notebooks/src/ without its committed notebook fails tests/test_house_layout.py. Moved to notebooks/src/
-unchanged, it works the same (paths are found from the repository root)."""
+"""Generate notebooks/51_bkt_transfer.ipynb (run: .venv/bin/python notebooks/src/make_51.py)."""
 from pathlib import Path
 import sys
 
@@ -11,8 +7,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, OUTPUTS_CODE, RUN_IMPORTS,  # noqa: E402
-                           RUN_PARAMS)
+from _bkt_snippets import BUDGET_MD, CLAIMS_CODE, DOMAIN_PARAMS, OUTPUTS_CODE, RUN_PARAMS, setup_code  # noqa: E402
 
 PARAMS = """
 profile = "smoke"  # parameter profile written into the reports (smoke | default | paper)
@@ -39,10 +34,7 @@ cells = [
      synthetic."""),
     ("parameters", PARAMS),
     ("md", BUDGET_MD),
-    ("code", RUN_IMPORTS + """
-     apply_thread_limit()
-     rep = Reporter("51_bkt_transfer", profile=profile, seeds=seeds)
-""" + DOMAIN_CODE + BASE_CODE + OUTPUTS_CODE + """
+    ("code", setup_code("51_bkt_transfer", OUTPUTS_CODE) + """
      transfers = [("A", "B"), ("B", "A")]
      for s, t in transfers:
          print(f"{transfer_name(s, t)}: {describe(base_config(s, t))}")

@@ -1,6 +1,4 @@
-"""Generate notebooks/53_bkt_cycles.ipynb (run: .venv/bin/python notebooks/src/pending_bkt/make_53.py).
-
-Held in ``pending_bkt/`` until its default-profile reports exist (see make_51.py)."""
+"""Generate notebooks/53_bkt_cycles.ipynb (run: .venv/bin/python notebooks/src/make_53.py)."""
 from pathlib import Path
 import sys
 
@@ -9,8 +7,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
-                           RUN_PARAMS)
+from _bkt_snippets import BUDGET_MD, CLAIMS_CODE, DOMAIN_PARAMS, RUN_PARAMS, setup_code  # noqa: E402
 
 PARAMS = """
 profile = "smoke"  # parameter profile written into the reports (smoke | default | paper)
@@ -31,10 +28,7 @@ cells = [
      alone, the models the cycles fine-tune."""),
     ("parameters", PARAMS),
     ("md", BUDGET_MD),
-    ("code", RUN_IMPORTS + """
-     apply_thread_limit()
-     rep = Reporter("53_bkt_cycles", profile=profile, seeds=seeds)
-""" + DOMAIN_CODE + BASE_CODE + """
+    ("code", setup_code("53_bkt_cycles") + """
      src, tgt = transfer
      name = transfer_name(src, tgt)
      base = base_config(src, tgt)

@@ -1,6 +1,4 @@
-"""Generate notebooks/54_bkt_phi_losses.ipynb (run: .venv/bin/python notebooks/src/pending_bkt/make_54.py).
-
-Held in ``pending_bkt/`` until its default-profile reports exist (see make_51.py)."""
+"""Generate notebooks/54_bkt_phi_losses.ipynb (run: .venv/bin/python notebooks/src/make_54.py)."""
 from pathlib import Path
 import sys
 
@@ -9,8 +7,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from nbtools import write_notebook  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "notebooks" / "src"))
-from _bkt_snippets import (BUDGET_MD, BASE_CODE, CLAIMS_CODE, DOMAIN_CODE, DOMAIN_PARAMS, RUN_IMPORTS,  # noqa: E402
-                           RUN_PARAMS)
+from _bkt_snippets import BUDGET_MD, CLAIMS_CODE, DOMAIN_PARAMS, RUN_PARAMS, setup_code  # noqa: E402
 
 PARAMS = """
 profile = "smoke"  # parameter profile written into the reports (smoke | default | paper)
@@ -32,10 +29,7 @@ cells = [
      one notebooks 51-53 use (shared cache)."""),
     ("parameters", PARAMS),
     ("md", BUDGET_MD),
-    ("code", RUN_IMPORTS + """
-     apply_thread_limit()
-     rep = Reporter("54_bkt_phi_losses", profile=profile, seeds=seeds)
-""" + DOMAIN_CODE + BASE_CODE + """
+    ("code", setup_code("54_bkt_phi_losses") + """
      src, tgt = transfer
      name = transfer_name(src, tgt)
      base = base_config(src, tgt)
