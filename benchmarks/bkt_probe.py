@@ -37,13 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _default_params_path() -> Path:
-    """Notebook 51's default profile (``params/default``, or ``notebooks/src/pending_bkt/params/default`` while
-    notebooks 51-54 wait for their reports)."""
-    for base in (ROOT / "params", ROOT / "notebooks" / "src" / "pending_bkt" / "params"):
-        path = base / "default" / "51_bkt_transfer.yaml"
-        if path.is_file():
-            return path
-    raise FileNotFoundError("benchmarks: no default profile of notebook 51 (params/default/51_bkt_transfer.yaml)")
+    """Notebook 51's default profile, which the probe and ``bkt_phi_pilot.py`` start from."""
+    return ROOT / "params" / "default" / "51_bkt_transfer.yaml"
 
 
 def _params(a: argparse.Namespace) -> dict:
