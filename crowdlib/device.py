@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["pick_device", "autocast", "apply_thread_limit", "positive_int_env", "describe_devices"]
+__all__ = ["pick_device", "autocast", "apply_thread_limit", "positive_int_env", "describe_devices", "flush_denormal"]
 
 
 def positive_int_env(name: str) -> int | None:
@@ -75,3 +75,27 @@ def describe_devices() -> list[dict]:
             p = torch.cuda.get_device_properties(i)
             out.append({"device": f"cuda:{i}", "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1)})
     return out
+
+
+class flush_denormal(contextlib.ContextDecorator):
+    """Run a block with ``torch.set_flush_denormal(True)``: subnormal floats are read and written as 0 on the CPU.
+
+    Why: networks whose outputs are driven towards 0 almost everywhere (a dot-map decoder under a focal loss, a
+    density regressor on sparse crowds) fill their backward pass with subnormal gradients, which x86 CPUs process
+    10-100x slower; a training step of bi-knowledge transfer's Phi went from 0.75 s to 1.9 s once its loss fell.
+    Flushing changes values below ~1e-38 only. torch offers no getter, so the setting is restored to torch's default
+    (off) when the outermost block exits; nested uses are fine. No effect on CUDA.
+    """
+
+    _depth = 0
+
+    def __enter__(self) -> "flush_denormal":
+        if flush_denormal._depth == 0:
+            torch.set_flush_denormal(True)
+        flush_denormal._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        flush_denormal._depth -= 1
+        if flush_denormal._depth == 0:
+            torch.set_flush_denormal(False)

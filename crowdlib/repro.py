@@ -36,7 +36,7 @@ from crowdlib import paths
 from crowdlib.cpu_isa import check_cpu_isa_pin, cpu_kernel_info
 
 __all__ = [
-    "seed_everything", "seed_worker", "fixed_threads", "flush_denormal", "TRAIN_THREADS", "apply_overrides", "config_hash", "provenance", "lock_status",
+    "seed_everything", "seed_worker", "fixed_threads", "TRAIN_THREADS", "apply_overrides", "config_hash", "provenance", "lock_status",
     "git_info",
     "CheckpointError", "save_checkpoint", "load_checkpoint", "get_or_train",
     "cache_path", "code_version", "cache_uses", "CODE_SOURCES", "Row", "Claim", "STATES", "gap_and_se",
@@ -103,30 +103,6 @@ class fixed_threads(contextlib.ContextDecorator):
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=warn)
-
-
-class flush_denormal(contextlib.ContextDecorator):
-    """Run a block with ``torch.set_flush_denormal(True)``: subnormal floats are read and written as 0 on the CPU.
-
-    Why: networks whose outputs are driven towards 0 almost everywhere (a dot-map decoder under a focal loss, a
-    density regressor on sparse crowds) fill their backward pass with subnormal gradients, which x86 CPUs process
-    10-100x slower; a training step of bi-knowledge transfer's Phi went from 0.75 s to 1.9 s once its loss fell.
-    Flushing changes values below ~1e-38 only. torch offers no getter, so the setting is restored to torch's default
-    (off) when the outermost block exits; nested uses are fine. No effect on CUDA.
-    """
-
-    _depth = 0
-
-    def __enter__(self) -> "flush_denormal":
-        if flush_denormal._depth == 0:
-            torch.set_flush_denormal(True)
-        flush_denormal._depth += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        flush_denormal._depth -= 1
-        if flush_denormal._depth == 0:
-            torch.set_flush_denormal(False)
 
 
 def seed_worker(worker_id: int) -> None:

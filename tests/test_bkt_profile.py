@@ -55,7 +55,7 @@ def test_r_and_d_train_on_the_same_windows(tmp_path, monkeypatch) -> None:
 
 
 def test_flush_denormal_zeroes_subnormals_inside_and_restores_outside() -> None:
-    from crowdlib.repro import flush_denormal
+    from crowdlib.device import flush_denormal
 
     tiny = torch.tensor([1e-40], dtype=torch.float32)
     assert float(tiny * 1.0) > 0  # torch's default keeps subnormals

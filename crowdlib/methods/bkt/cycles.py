@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from crowdlib.data.records import CrowdRecord
-from crowdlib.repro import fixed_threads, flush_denormal, seed_everything
+from crowdlib.device import flush_denormal
+from crowdlib.repro import fixed_threads, seed_everything
 
 from .config import make_config
 from .data import domain_records, pool_density, unlabeled

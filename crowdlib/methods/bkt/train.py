@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from crowdlib.data.records import CrowdRecord
-from crowdlib.repro import fixed_threads, flush_denormal, seed_everything
+from crowdlib.device import flush_denormal
+from crowdlib.repro import fixed_threads, seed_everything
 
 from .config import detector_config, make_config, phi_config, regressor_config
 from .data import (domain_records, dot_map, gt_density, head_sizes, pool_density, split_source, upsample_density)
