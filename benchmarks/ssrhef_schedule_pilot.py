@@ -17,6 +17,12 @@ Runs so far (best validation MAE per seed; notebooks 30-32 chose their schedule 
   shb_like constant 8.95 / 8.55, constant+clip 8.95 / 8.60; sha_like 88.0 / 57.1 for both (clipping at norm 10
   left the sha_like curves identical); 35-45 s per run (31-43 s of training steps), two at a time, one thread
   each.
+- Learning rate, 1000 steps, windows 224 x 320, val_fraction 0.15, constant + clip 10 for the full model (HEF) and
+  plain L2 (``--variants constant+clip "constant+clip L2" --window 224 320 --val-fraction 0.15 --steps 1000``):
+  lr 2.5e-4: shb_like HEF 6.3 / 7.8, L2 7.3 / 6.8; sha_like HEF 79.9 / 55.8, L2 57.4 / 65.9.
+  lr 1e-4: shb_like HEF 7.87 / 8.80, L2 8.89 / 9.22; sha_like HEF 86.8 / 79.1, L2 61.8 / 94.0 (still falling at
+  1000 steps). With lr 1e-3 above (8.95 / 8.60 and 88.0 / 57.1), 2.5e-4 is best or tied for both rows on both
+  sets: notebooks 30-32 train at 2.5e-4 (and score fresh test scenes, test_seed 5501).
 """
 from __future__ import annotations
 
