@@ -127,3 +127,48 @@ def test_ablation_settings_run(tiny):
         c = bkt.make_config(**{**TINY, **over})
         out = bkt.transfer_cycles(c, _models(c, cache), records)
         assert out[0]["n_r_patches"] == 2 * len(records)
+
+
+def test_refit_threshold_minimises_the_validation_count_mae_below_the_old_floor(monkeypatch):
+    # hand-computed: counts are scores > t; A (2 heads) has [0.9, 0.03, 0.01], B (1 head) [0.8, 0.02]
+    # t in [0.02, 0.03) counts 2 and 1 (MAE 0); the lowest grid point there is 0.02; Crowd-SDNet's floor 0.05
+    # would count 1 and 1 (MAE 0.5)
+    from crowdlib.methods.bkt import cycles
+
+    recs = [CrowdRecord(image_id="a", points=np.zeros((2, 2), np.float32), image=np.zeros((8, 8, 3), np.uint8)),
+            CrowdRecord(image_id="b", points=np.zeros((1, 2), np.float32), image=np.zeros((8, 8, 3), np.uint8))]
+    scores = {2: np.array([0.9, 0.03, 0.01]), 1: np.array([0.8, 0.02])}
+    seen = []
+
+    def fake(detector, image, *, threshold, nms_iou=0.5):
+        seen.append(threshold)
+        return {"scores": scores[fake.counts.pop(0)]}, None
+
+    fake.counts = [2, 1]
+    monkeypatch.setattr(cycles, "run_detector", fake)
+    assert cycles.refit_det_threshold(None, recs) == pytest.approx(0.02)
+    assert seen == [pytest.approx(0.005)] * 2  # candidates down to the grid's lowest threshold
+    fake.counts = [2, 1]
+    assert cycles.refit_det_threshold(None, recs, grid=np.arange(0.05, 0.951, 0.01)) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="no validation records"):
+        cycles.refit_det_threshold(None, [])
+
+
+def test_refit_threshold_is_stored_per_cycle_and_read_back(tiny, monkeypatch):
+    cfg, cache = tiny
+    c = bkt.make_config(**{**TINY, "d_threshold": "refit"})
+    with pytest.raises(ValueError, match="source_val"):
+        bkt.transfer_cycles(c, _models(c, cache), bkt.domain_records(c["target"], "train"))
+    with pytest.raises(ValueError, match="d_threshold"):
+        bkt.make_config(d_threshold="target")
+    monkeypatch.setenv("CROWDLIB_CACHE", str(cache))
+    res = bkt.get_or_run_transfer(c, cache)
+    grid = set(np.round(bkt.REFIT_GRID, 4))
+    assert round(res["det_threshold"], 4) in grid and round(res["cycles"][0]["det_threshold"], 4) in grid
+    for t, want in ((0, res["det_threshold"]), (1, res["cycles"][0]["det_threshold"])):
+        assert bkt.cycle_models(c, res, t, cache)["det_threshold"] == pytest.approx(want)
+    # the fixed rule keeps D_0's source threshold at every cycle
+    fixed = bkt.get_or_run_transfer(cfg, cache)
+    src = _models(cfg, cache)["det_threshold"]
+    assert fixed["cycles"][0]["det_threshold"] == pytest.approx(src)
+    assert bkt.cycle_models(cfg, fixed, 1, cache)["det_threshold"] == pytest.approx(src)

@@ -31,6 +31,11 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
 - cycles: ``cycles`` (T, paper 4), ``r_lr`` (1e-6), ``d_lr`` (1e-5), ``r_layers`` (2), ``r_steps`` and ``d_steps``
   (optimizer steps per cycle), ``cycle_batch`` (patches per step), ``keep_bn`` (True: BatchNorm statistics frozen
   during fine-tuning; batches of two patches cannot estimate them).
+- ``d_threshold``: D's counting threshold (the paper names none). ``"source"``: the one chosen on the source
+  validation split when D_0 was trained (Crowd-SDNet's grid 0.05-0.95), kept through the cycles; ``"refit"``:
+  re-chosen on the same source validation split for D_0 and after each cycle's fine-tuning, on a grid reaching
+  0.005 (:data:`crowdlib.methods.bkt.cycles.REFIT_GRID`), so that the count follows D's scores as the cycles move
+  them. Either way no target label is read.
 - ``seed``; ``threads`` (:class:`crowdlib.repro.fixed_threads`).
 """
 from __future__ import annotations
@@ -77,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "d_steps": 20,
     "cycle_batch": 2,
     "keep_bn": True,
+    "d_threshold": "source",
     "seed": 0,
     "threads": 1,
 }
@@ -86,7 +92,7 @@ SHARED_KEYS = ("source", "val_fraction", "split_seed", "sigma_factor", "truncate
                "threads")
 _NESTED = ("source", "target", "regressor", "phi")
 _CHOICES = {"gt_sizes": ("luda", "true"), "selection": ("paper", "random"), "r_range_mode": ("rank", "max"),
-            "d_score": ("detections", "map")}
+            "d_score": ("detections", "map"), "d_threshold": ("source", "refit")}
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

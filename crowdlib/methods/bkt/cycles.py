@@ -8,7 +8,9 @@ its DMS-SSIM weight) on the fused density crops, and D (Adam ``d_lr``, Crowd-SDN
 the fused detections in its patches (boxes of their sizes, crowdedness ``|R_j|`` from LUDA on the image's fused
 points). The target images enter through :func:`~.data.unlabeled` only: no target label reaches training or any
 choice. It stores, per cycle ``t = 1..T``, R's fine-tuned parameters and D's state, so that Table 3's rows come from
-one run and Tables 1-2 read cycle ``T``.
+one run and Tables 1-2 read cycle ``T``. With ``d_threshold="refit"`` D's counting threshold is re-chosen on the
+labelled *source* validation split for D_0 and after every cycle (:func:`refit_det_threshold`) and stored with the
+cycle; each cycle's pseudo labels use the current one.
 """
 from __future__ import annotations
 
@@ -24,14 +26,18 @@ from crowdlib.device import flush_denormal
 from crowdlib.repro import fixed_threads, seed_everything
 
 from .config import make_config
-from .data import domain_records, pool_density, unlabeled
+from .data import domain_records, pool_density, split_source, unlabeled
 from .evaluate import count_errors, localization_map
 from .fusion import select_patches
-from .infer import image_tensor, pseudo_labels
+from .infer import image_tensor, pseudo_labels, run_detector
 from .train import source_models
 
 __all__ = ["finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
-           "cycle_models", "score_models"]
+           "cycle_models", "score_models", "refit_det_threshold", "REFIT_GRID"]
+
+#: Score thresholds of :func:`refit_det_threshold`: 0.005-0.045 in steps of 0.005, then Crowd-SDNet's 0.05-0.95 grid
+#: (whose floor D_0's source threshold sat on in the default profile).
+REFIT_GRID = np.round(np.concatenate([np.arange(0.005, 0.0451, 0.005), np.arange(0.05, 0.951, 0.01)]), 4)
 
 
 def _freeze_bn(model: torch.nn.Module) -> None:
@@ -107,6 +113,21 @@ def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops:
     return total / int(steps)
 
 
+def refit_det_threshold(detector: torch.nn.Module, records: Sequence[CrowdRecord], *, nms_iou: float = 0.5,
+                        grid: Sequence[float] | None = None) -> float:
+    """D's counting threshold minimising the count MAE on labelled ``records`` (pass the SOURCE validation split,
+    never target or test images) over ``grid`` (default :data:`REFIT_GRID`; ties: the lowest)."""
+    from crowdlib.decode import choose_count_threshold
+
+    if not records:
+        raise ValueError("refit_det_threshold: no validation records")
+    g = REFIT_GRID if grid is None else np.asarray(grid, np.float64)
+    scores = [run_detector(detector, image_tensor(r), threshold=float(np.min(g)), nms_iou=nms_iou)[0]["scores"]
+              for r in records]
+    best, _ = choose_count_threshold(scores, np.array([r.count for r in records], np.float64), g)
+    return float(best)
+
+
 def _cut(arr: np.ndarray, y: int, x: int, p: int) -> np.ndarray:
     return arr[..., y:y + p, x:x + p]
 
@@ -145,17 +166,22 @@ def _cycle_patches(records: Sequence[CrowdRecord], models: Mapping[str, Any], cf
     return r_crops, d_crops, {"pseudo_count_mean": float(np.mean(counts)) if counts else 0.0}
 
 
-def transfer_cycles(cfg: Mapping[str, Any], models: Mapping[str, Any], records: Sequence[CrowdRecord],
-                    progress: bool = False) -> list[dict[str, Any]]:
+def transfer_cycles(cfg: Mapping[str, Any], models: dict[str, Any], records: Sequence[CrowdRecord],
+                    progress: bool = False, source_val: Sequence[CrowdRecord] | None = None) -> list[dict[str, Any]]:
     """Run ``cfg["cycles"]`` cycles in place on ``models`` (``{"regressor", "detector", "phi", "det_threshold",
     "det_nms_iou"}``) over ``records`` (stripped of labels here); returns one entry per cycle with R's fine-tuned
-    parameters (``"r_state"``), D's state (``"d_state"``), losses and pseudo-label statistics."""
+    parameters (``"r_state"``), D's state (``"d_state"``), D's counting threshold (``"det_threshold"``), losses
+    and pseudo-label statistics. With ``cfg["d_threshold"] == "refit"`` the threshold is re-chosen on the labelled
+    source validation records ``source_val`` after each cycle (``models["det_threshold"]`` is updated in place)."""
     from crowdlib.losses.bkt import DensityLoss
     from crowdlib.methods.sdnet import build_detector
 
     from .config import detector_config
 
     cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
+    refit = cfg["d_threshold"] == "refit"
+    if refit and not source_val:
+        raise ValueError("transfer_cycles: d_threshold='refit' needs the source validation records (source_val)")
     target = unlabeled(records)
     _, d_crit = build_detector({**detector_config(cfg), "model": {**detector_config(cfg)["model"], "pretrained": False}})
     r_crit = DensityLoss(float(cfg["regressor"]["w_mse"]), float(cfg["regressor"]["w_ssim"]))
@@ -171,13 +197,18 @@ def transfer_cycles(cfg: Mapping[str, Any], models: Mapping[str, Any], records: 
         d_loss = finetune_detector(models["detector"], d_crit, d_crops, lr=float(cfg["d_lr"]),
                                    steps=int(cfg["d_steps"]), batch=int(cfg["cycle_batch"]), rng=rng,
                                    keep_bn=bool(cfg["keep_bn"]))
+        if refit:
+            models["det_threshold"] = refit_det_threshold(models["detector"], source_val,
+                                                          nms_iou=float(models["det_nms_iou"]))
         sd = models["regressor"].state_dict()
         out.append({"cycle": t + 1, "r_state": {k: sd[k].detach().clone() for k in names},
+                    "det_threshold": float(models["det_threshold"]),
                     "d_state": {k: v.detach().clone() for k, v in models["detector"].state_dict().items()},
                     "r_loss": r_loss, "d_loss": d_loss, "n_r_patches": len(r_crops), "n_d_patches": len(d_crops),
                     "seconds": time.perf_counter() - t0, **stats})
         if progress:
-            print(f"[bkt] cycle {t + 1}/{cfg['cycles']}: R loss {r_loss:.4g}, D loss {d_loss:.4g}", flush=True)
+            print(f"[bkt] cycle {t + 1}/{cfg['cycles']}: R loss {r_loss:.4g}, D loss {d_loss:.4g}, D threshold "
+                  f"{models['det_threshold']:g}", flush=True)
     return out
 
 
@@ -188,8 +219,13 @@ def run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool =
     with fixed_threads(int(cfg["threads"])), flush_denormal():
         seed_everything(int(cfg["seed"]))
         models = source_models(cfg, cache_dir)
+        source_val = None
+        if cfg["d_threshold"] == "refit":
+            source_val = split_source(domain_records(cfg["source"], "train"), cfg)[1]
+            models["det_threshold"] = refit_det_threshold(models["detector"], source_val,
+                                                          nms_iou=float(models["det_nms_iou"]))
         records = domain_records(cfg["target"], "train")
-        cycles = transfer_cycles(cfg, models, records, progress)
+        cycles = transfer_cycles(cfg, models, records, progress, source_val=source_val)
     summ = {s: {k: v for k, v in r.items() if k in ("best_step", "best_val_mae", "best_val_map", "count_threshold",
                                                      "history")} for s, r in models["results"].items()}
     return {"cycles": cycles, "det_threshold": models["det_threshold"], "source": summ}
@@ -204,7 +240,8 @@ def get_or_run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress:
 
 
 def cycle_models(cfg: Mapping[str, Any], result: Mapping[str, Any], t: int, cache_dir: Any = None) -> dict[str, Any]:
-    """R_t, D_t (t = 0: the source models) and Phi of a :func:`run_transfer` result."""
+    """R_t, D_t (t = 0: the source models) and Phi of a :func:`run_transfer` result, with D_t's counting threshold
+    (the refit one of cycle ``t`` under ``d_threshold="refit"``)."""
     models = source_models(cfg, cache_dir)
     if t < 0 or t > len(result["cycles"]):
         raise ValueError(f"cycle_models: t must lie in 0..{len(result['cycles'])}, got {t}")
@@ -212,6 +249,8 @@ def cycle_models(cfg: Mapping[str, Any], result: Mapping[str, Any], t: int, cach
         c = result["cycles"][t - 1]
         models["regressor"].load_state_dict(c["r_state"], strict=False)
         models["detector"].load_state_dict(c["d_state"])
+    if make_config(**{k: v for k, v in cfg.items() if k != "stage"})["d_threshold"] == "refit":
+        models["det_threshold"] = float(result["det_threshold"] if t == 0 else result["cycles"][t - 1]["det_threshold"])
     return models
 
 
