@@ -9,7 +9,7 @@ window = None  # [h, w]: cut one window of this size from each rendered scene (h
 n_train = 6  # training scenes per domain (paper: SHA 300, SHB 400); the source's validation split is carved from them
 n_test = 3  # held-out test scenes per domain (paper: SHA 182, SHB 316)
 data_seed = {"A": 11, "B": 12}  # training-scene seed per domain
-test_seed = {"A": 5011, "B": 5012}  # test-scene seed per domain (fresh: no other notebook renders them; default profile: 5021 / 5022, drawn anew after the D-threshold probe)
+test_seed = {"A": 5011, "B": 5012}  # test-scene seed per domain (fresh: no other notebook renders them)
 """
 
 #: Notebook code (indented as the cells) defining ``domain_spec(key)``.
