@@ -48,7 +48,6 @@ VARIANTS = {
     "no_fusion": {"fusion": False, "d_threshold": "source"},
     "refit": {"d_threshold": "refit"},
 }
-GRID = np.round(np.concatenate([np.arange(0.005, 0.05, 0.005), np.arange(0.05, 0.951, 0.01)]), 4)
 
 
 def _scores(detector, records, min_score: float = 0.005) -> list[np.ndarray]:
@@ -59,12 +58,13 @@ def _scores(detector, records, min_score: float = 0.005) -> list[np.ndarray]:
 
 def _summary(tag: str, det, thr: float, target, source_val) -> dict:
     from crowdlib.decode import choose_count_threshold
+    from crowdlib.methods.bkt import REFIT_GRID
 
     ts = _scores(det, target)
     allt = np.concatenate(ts) if ts else np.zeros(0)
     q = np.quantile(allt, [0.5, 0.9, 0.99]) if len(allt) else [np.nan] * 3
     vs = _scores(det, source_val)
-    best, maes = choose_count_threshold(vs, np.array([r.count for r in source_val], float), GRID)
+    best, maes = choose_count_threshold(vs, np.array([r.count for r in source_val], float), REFIT_GRID)
     val_mae_at_thr = float(np.mean([abs((s > thr).sum() - r.count) for s, r in zip(vs, source_val)]))
     row = {"tag": tag, "target count @thr": float(np.mean([(s > thr).sum() for s in ts])),
            "target peak q50/q90/q99": [round(float(v), 4) for v in q],
