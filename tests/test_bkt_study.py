@@ -172,7 +172,11 @@ def test_tiny_study_shares_one_run_across_tables_1_and_3(cache):
     rows = bs.table_rows(long, "1", bs.PAPER_TABLE1["A→B"], bs.T1_METRICS)
     assert len(evaluate_claims(rows, bs.table1_claims("1", "A→B"))) == 4
     assert set(bs.cycle_history(runs)["cycle"]) == {1, 2}
-    assert "R val MAE" in bs.source_summary(runs).columns
+    assert "det_threshold" in bs.cycle_history(runs).columns
+    summ = bs.source_summary(runs)
+    assert "R val MAE" in summ.columns
+    # the fixed rule scores D_0 at the threshold its source training chose
+    assert (summ["D_0 threshold (used)"] == summ["D threshold (source training)"]).all()
     gains = pd.concat([bs.cycle_gain_long(long, m, 2) for m in ("R MAE", "D mAP")])
     claims = bs.table3_claims("3", 1, 2, "gains")
     assert len(evaluate_claims(bs.table_rows(long, "3") + bs.table_rows(gains, "gains"), claims)) == 4

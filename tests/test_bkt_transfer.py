@@ -165,10 +165,33 @@ def test_refit_threshold_is_stored_per_cycle_and_read_back(tiny, monkeypatch):
     res = bkt.get_or_run_transfer(c, cache)
     grid = set(np.round(bkt.REFIT_GRID, 4))
     assert round(res["det_threshold"], 4) in grid and round(res["cycles"][0]["det_threshold"], 4) in grid
-    for t, want in ((0, res["det_threshold"]), (1, res["cycles"][0]["det_threshold"])):
+    # D_0's threshold is the one refit for the *source* detector, not what the last cycle left behind
+    m0 = _models(c, cache)
+    val = bkt.split_source(bkt.domain_records(c["source"], "train"), c)[1]
+    d0 = bkt.refit_det_threshold(m0["detector"], val, nms_iou=float(m0["det_nms_iou"]))
+    assert res["det_threshold"] == pytest.approx(d0)
+    last = bkt.cycle_models(c, res, len(res["cycles"]), cache)
+    assert res["cycles"][-1]["det_threshold"] == pytest.approx(
+        bkt.refit_det_threshold(last["detector"], val, nms_iou=float(last["det_nms_iou"])))
+    for t, want in ((0, d0), (1, res["cycles"][0]["det_threshold"])):
         assert bkt.cycle_models(c, res, t, cache)["det_threshold"] == pytest.approx(want)
     # the fixed rule keeps D_0's source threshold at every cycle
     fixed = bkt.get_or_run_transfer(cfg, cache)
     src = _models(cfg, cache)["det_threshold"]
     assert fixed["cycles"][0]["det_threshold"] == pytest.approx(src)
     assert bkt.cycle_models(cfg, fixed, 1, cache)["det_threshold"] == pytest.approx(src)
+
+
+def test_run_transfer_returns_d0s_threshold_not_the_last_cycles(tiny, monkeypatch):
+    """Under refit each call of refit_det_threshold yields a new value: D_0 gets the first, cycle t the (t+1)-th;
+    the result's ``det_threshold`` (read for D_0 / DetNet) must stay the first after the cycles have run."""
+    from crowdlib.methods.bkt import cycles as cyc
+
+    _, cache = tiny
+    c = bkt.make_config(**{**TINY, "d_threshold": "refit", "cycles": 2})
+    values = iter([0.1, 0.2, 0.3])
+    monkeypatch.setattr(cyc, "refit_det_threshold", lambda *a, **k: next(values))
+    res = cyc.run_transfer(c, cache)
+    assert res["det_threshold"] == pytest.approx(0.1)
+    assert [e["det_threshold"] for e in res["cycles"]] == pytest.approx([0.2, 0.3])
+    assert [bkt.cycle_models(c, res, t, cache)["det_threshold"] for t in range(3)] == pytest.approx([0.1, 0.2, 0.3])

@@ -108,7 +108,8 @@ cells = [
     ("code", """
      summary = pd.concat({name: bs.source_summary(r) for name, r in runs.items()}, names=["transfer"])
      rep.table(summary.round(4), "source_selection", caption="per transfer, row and seed: R's and Phi's chosen step "
-               "and their source validation score, D's counting threshold (chosen on the source validation split)")
+               "and their source validation score, D's counting threshold as source training chose it and as D_0 "
+               "is scored (refit on the source validation split under d_threshold='refit')")
      summary.round(3)
      """),
     ("md", """

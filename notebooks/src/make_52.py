@@ -69,7 +69,7 @@ cells = [
      per_cycle = hist.groupby(["setting", "cycle"], sort=False).mean(numeric_only=True).drop(columns="seed")
      per_cycle = per_cycle.apply(lambda col: col.map(lambda v: float(f"{v:.4g}")))
      rep.table(per_cycle, "cycle_history", caption="per row and cycle (mean over seeds): patches, losses, "
-               "mean pseudo count of M^D on the unlabelled target images, seconds")
+               "mean pseudo count of M^D on the unlabelled target images, D's counting threshold after the cycle, seconds")
      per_cycle
      """),
     ("md", """

@@ -214,7 +214,8 @@ def transfer_cycles(cfg: Mapping[str, Any], models: dict[str, Any], records: Seq
 
 def run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool = False) -> dict[str, Any]:
     """The whole method for one config (module docstring): source stages (cached), then the cycles on the target
-    domain's training images. Returns ``{"cycles": [...], "det_threshold", "source": {stage: summary}}``."""
+    domain's training images. Returns ``{"cycles": [...], "det_threshold", "source": {stage: summary}}``, where
+    ``"det_threshold"`` is D_0's counting threshold (each cycle's own is in its entry)."""
     cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
     with fixed_threads(int(cfg["threads"])), flush_denormal():
         seed_everything(int(cfg["seed"]))
@@ -224,11 +225,12 @@ def run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool =
             source_val = split_source(domain_records(cfg["source"], "train"), cfg)[1]
             models["det_threshold"] = refit_det_threshold(models["detector"], source_val,
                                                           nms_iou=float(models["det_nms_iou"]))
+        d0_threshold = float(models["det_threshold"])  # D_0's; transfer_cycles overwrites models' copy per cycle
         records = domain_records(cfg["target"], "train")
         cycles = transfer_cycles(cfg, models, records, progress, source_val=source_val)
     summ = {s: {k: v for k, v in r.items() if k in ("best_step", "best_val_mae", "best_val_map", "count_threshold",
                                                      "history")} for s, r in models["results"].items()}
-    return {"cycles": cycles, "det_threshold": models["det_threshold"], "source": summ}
+    return {"cycles": cycles, "det_threshold": d0_threshold, "source": summ}
 
 
 def get_or_run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool = False) -> dict[str, Any]:

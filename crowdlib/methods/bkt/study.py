@@ -232,6 +232,7 @@ def run_settings(settings: Mapping[str, Mapping[str, Any]], base: Mapping[str, A
         if key not in memo:
             memo[key] = score_models(cycle_models(plain, res, t), plain, records_of(cfg), map_rule=map_rule)
         extra = {"config": plain, "cycle": t, "scores": dict(memo[key]), "source": res.get("source", {}),
+                 "d0_threshold": float(res["det_threshold"]),
                  "cycles": [{k: v for k, v in c.items() if k not in ("r_state", "d_state")} for c in res["cycles"]]}
         return view_metrics(memo[key], spec["view"]), extra
 
@@ -355,9 +356,12 @@ def paper_table1_frame() -> Any:
     return pd.DataFrame(cols, index=["RegNet", "DetNet", "Ours"])
 
 
+_HISTORY = ("cycle", "r_loss", "d_loss", "det_threshold", "n_r_patches", "n_d_patches", "pseudo_count_mean", "seconds")
+
+
 def cycle_history(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> Any:
-    """Per run and cycle: R's and D's fine-tuning losses, patches, the mean fused pseudo count and seconds
-    (columns ``setting, seed, cycle, r_loss, d_loss, n_r_patches, n_d_patches, pseudo_count_mean, seconds``); runs
+    """Per run and cycle: R's and D's fine-tuning losses, D's counting threshold after the cycle, patches, the mean
+    fused pseudo count and seconds (columns ``setting, seed`` and ``_HISTORY``); runs
     that share a cache entry appear once, under their first setting."""
     import pandas as pd
 
@@ -368,15 +372,15 @@ def cycle_history(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> Any:
             continue
         seen.add(key)
         for c in run["cycles"]:
-            recs.append({"setting": name, "seed": seed, **{k: c.get(k) for k in
-                         ("cycle", "r_loss", "d_loss", "n_r_patches", "n_d_patches", "pseudo_count_mean", "seconds")}})
-    return pd.DataFrame(recs, columns=["setting", "seed", "cycle", "r_loss", "d_loss", "n_r_patches", "n_d_patches",
-                                       "pseudo_count_mean", "seconds"])
+            recs.append({"setting": name, "seed": seed, **{k: c.get(k) for k in _HISTORY}})
+    return pd.DataFrame(recs, columns=["setting", "seed", *_HISTORY])
 
 
 def source_summary(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> Any:
     """Per setting and seed, the source stages' model selection on the source validation split: R's chosen step and
-    validation MAE, Phi's chosen step and validation mAP, D's counting threshold."""
+    validation MAE, Phi's chosen step and validation mAP, D's counting threshold as its source training chose it and
+    the one D_0 is scored at (the same under ``d_threshold="source"``, refit on the source validation split under
+    ``"refit"``)."""
     import pandas as pd
 
     recs = []
@@ -386,5 +390,6 @@ def source_summary(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> Any:
                      "R val MAE": src.get("regressor", {}).get("best_val_mae"),
                      "Phi step": src.get("phi", {}).get("best_step"),
                      "Phi val mAP": src.get("phi", {}).get("best_val_map"),
-                     "D threshold": src.get("detector", {}).get("count_threshold")})
+                     "D threshold (source training)": src.get("detector", {}).get("count_threshold"),
+                     "D_0 threshold (used)": run.get("d0_threshold")})
     return pd.DataFrame(recs).set_index(["setting", "seed"])
