@@ -8,6 +8,9 @@ Example::
 
     python benchmarks/ssrhef_schedule_pilot.py --sets shb_like sha_like --seeds 0 1 --steps 1500 --out /tmp/pilot.csv
 
+The VGG cells (``--sets vgg_cells``) train on the first ``--cells-train`` of their 200 images, validation carved
+from those, as notebook 30 does; several ``--lr`` values run one pilot each (the CSV has an ``lr`` column).
+
 Runs so far (best validation MAE per seed; notebooks 30-32 chose their schedule from these):
 
 - 1500 steps, windows 256 x 384, width 0.5, lr 1e-3, val_fraction 0.2: shb_like constant 7.6 / 9.8, cosine+clip
@@ -41,17 +44,18 @@ VARIANTS = {
 
 
 def _run(job: tuple) -> list[dict]:
-    set_name, variant, seed, a = job
+    set_name, variant, lr, seed, a = job
     from crowdlib.methods import ssrhef
 
-    data = {"kind": "synthetic", "presets": [set_name], "n": a.n_train, "seed": a.data_seed,
-            "window": a.window, "height": None, "width": None}
-    cfg = ssrhef.make_config(data=data, width=a.width, steps=a.steps, eval_every=a.eval_every, lr=a.lr,
+    cells = set_name == "vgg_cells"
+    data = ssrhef.set_data(set_name, n_train=a.cells_train if cells else a.n_train, data_seed=a.data_seed,
+                           root=a.cells_root if cells else None, window=None if cells else a.window)
+    cfg = ssrhef.make_config(data=data, width=a.width, steps=a.steps, eval_every=a.eval_every, lr=lr,
                              val_fraction=a.val_fraction, seed=seed, threads=1, **VARIANTS[variant])
     t = time.perf_counter()
     res = ssrhef.train_ssrhef(cfg, progress=False)
-    rows = [{"set": set_name, "variant": variant, "seed": seed, **h} for h in res["history"]]
-    print(f"{set_name:9s} {variant:15s} seed {seed}: best val MAE {res['best_val']['mae']:.2f} at step "
+    rows = [{"set": set_name, "variant": variant, "lr": lr, "seed": seed, **h} for h in res["history"]]
+    print(f"{set_name:9s} {variant:15s} lr {lr:g} seed {seed}: best val MAE {res['best_val']['mae']:.2f} at step "
           f"{res['best_step']}, last {res['history'][-1]['val_mae']:.2f}, {time.perf_counter() - t:.0f} s "
           f"({res['train_seconds']:.0f} s training steps)",
           flush=True)
@@ -60,12 +64,18 @@ def _run(job: tuple) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", nargs="+", default=["shb_like", "sha_like"], help="synthetic presets to pilot on")
+    ap.add_argument("--sets", nargs="+", default=["shb_like", "sha_like"],
+                    help="synthetic presets to pilot on, or vgg_cells (the first --cells-train images of the folder)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), help=f"schedules to compare: {list(VARIANTS)}")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds")
     ap.add_argument("--steps", type=int, default=1500, help="optimizer steps per run (batch 1)")
     ap.add_argument("--eval-every", type=int, default=100, help="validation every this many steps")
-    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (peak of the cosine schedule)")
+    ap.add_argument("--lr", type=float, nargs="+", default=[1e-3],
+                    help="Adam learning rates (peak of the cosine schedule), one run each")
+    ap.add_argument("--cells-root", default=None,
+                    help="folder of the VGG cells (default: shared/data/cells/vgg_cells)")
+    ap.add_argument("--cells-train", type=int, default=100,
+                    help="VGG cells training images (the first of the 200; validation carved from them)")
     ap.add_argument("--width", type=float, default=0.5, help="network width multiplier")
     ap.add_argument("--n-train", type=int, default=40, help="training scenes per set (validation carved from them)")
     ap.add_argument("--val-fraction", type=float, default=0.2, help="share of the training scenes for validation")
@@ -74,14 +84,21 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     ap.add_argument("--out", default="ssrhef_schedule_pilot.csv", help="CSV of every validation point")
     a = ap.parse_args()
-    jobs = [(s, v, sd, a) for s, v, sd in itertools.product(a.sets, a.variants, a.seeds)]
+    if "vgg_cells" in a.sets and a.cells_root is None:
+        from crowdlib import paths
+
+        root = paths.default_data_root("cells")
+        if root is None:
+            ap.error("vgg_cells: no cells folder found; pass --cells-root")
+        a.cells_root = str(root / "vgg_cells")
+    jobs = [(s, v, lr, sd, a) for s, v, lr, sd in itertools.product(a.sets, a.variants, a.lr, a.seeds)]
     with mp.get_context("spawn").Pool(a.jobs) as pool:
         rows = [r for rs in pool.map(_run, jobs, chunksize=1) for r in rs]
     import pandas as pd
 
     df = pd.DataFrame(rows)
     df.to_csv(a.out, index=False)
-    print(df.pivot_table(index=["set", "variant", "step"], columns="seed", values="val_mae").round(1).to_string())
+    print(df.pivot_table(index=["set", "variant", "lr", "step"], columns="seed", values="val_mae").round(1).to_string())
 
 
 if __name__ == "__main__":
