@@ -26,6 +26,12 @@ Runs so far (best validation MAE per seed; notebooks 30-32 chose their schedule 
   lr 1e-4: shb_like HEF 7.87 / 8.80, L2 8.89 / 9.22; sha_like HEF 86.8 / 79.1, L2 61.8 / 94.0 (still falling at
   1000 steps). With lr 1e-3 above (8.95 / 8.60 and 88.0 / 57.1), 2.5e-4 is best or tied for both rows on both
   sets: notebooks 30-32 train at 2.5e-4 (and score fresh test scenes, test_seed 5501).
+- VGG cells, 1000 steps, the first 100 images (25 of them for validation), constant + clip 10
+  (``--sets vgg_cells --variants constant+clip "constant+clip L2" --lr 2.5e-4 5e-4 1e-3 --val-fraction 0.25``):
+  full model (HEF) 10.3 / 4.9 at 2.5e-4, 5.3 / 5.1 at 5e-4, 5.3 / 8.2 at 1e-3; plain L2 4.0 / 4.9, 4.9 / 5.6,
+  7.2 / 3.8 (80-100 s a run, beside a CI run). At no rate does the full model beat plain L2 beyond the seed
+  spread on the cells' validation split, so the cells' contradicted HEF claims are not only under-training.
+  Notebook 30 keeps 2.5e-4 for the cells: their test images (101-200) had been scored at 1e-3 and 2.5e-4.
 """
 from __future__ import annotations
 
