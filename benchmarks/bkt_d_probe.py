@@ -47,6 +47,8 @@ VARIANTS = {
     "d_lr1e-6": {"d_lr": 1e-6, "d_threshold": "source"},
     "no_fusion": {"fusion": False, "d_threshold": "source"},
     "refit": {"d_threshold": "refit"},
+    "sdnet_loss": {"d_loss": "sdnet", "d_threshold": "source"},
+    "sdnet_refit": {"d_loss": "sdnet", "d_threshold": "refit"},
 }
 
 

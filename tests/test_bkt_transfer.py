@@ -195,3 +195,26 @@ def test_run_transfer_returns_d0s_threshold_not_the_last_cycles(tiny, monkeypatc
     assert res["det_threshold"] == pytest.approx(0.1)
     assert [e["det_threshold"] for e in res["cycles"]] == pytest.approx([0.2, 0.3])
     assert [bkt.cycle_models(c, res, t, cache)["det_threshold"] for t in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_cycle_detector_loss_is_the_papers_csp_loss_by_default():
+    """Sec. 3.1: the paper's D is CSP, "trained with the cross-entropy classification loss and the smooth-L1 loss":
+    under ``d_loss="csp"`` (the default) the cycles' loss ignores the crowdedness map; under ``"sdnet"`` the size
+    term is Crowd-SDNet's, weighted by it (here every head's |R_j| = 4 against 1)."""
+    assert bkt.make_config(**TINY)["d_loss"] == "csp"
+    with pytest.raises(ValueError, match="d_loss"):
+        bkt.make_config(**{**TINY, "d_loss": "focal"})
+    torch.manual_seed(0)
+    out = {"center_logits": torch.randn(1, 1, 16, 16), "log_size": torch.randn(1, 1, 16, 16)}
+    pos = torch.zeros(1, 1, 16, 16)
+    pos[0, 0, 4, 4] = pos[0, 0, 10, 12] = 1.0
+    mask = torch.zeros_like(pos)
+    mask[0, 0, 3:6, 3:6] = mask[0, 0, 9:12, 11:14] = 1.0
+    base = {"center": pos.clone(), "center_pos": pos, "log_size": torch.full_like(pos, 1.5) * mask, "size_mask": mask}
+    terms = {}
+    for kind in ("csp", "sdnet"):
+        crit = bkt.cycle_detector_criterion({**TINY, "d_loss": kind})
+        terms[kind] = [crit(out, {**base, "crowdedness": mask * a})["size"] for a in (1.0, 4.0)]
+    assert float(terms["csp"][0]) == pytest.approx(float(terms["csp"][1]))
+    assert float(terms["sdnet"][0]) == pytest.approx(float(terms["csp"][0]))
+    assert float(terms["sdnet"][1]) == pytest.approx(4.0 * float(terms["sdnet"][0]), rel=1e-5)

@@ -70,6 +70,7 @@ cycle_batch = 2  # patches per fine-tuning step (paper: not stated)
 r_lr = 0.000001  # R's fine-tuning rate, last two layers (paper: 1e-6)
 d_lr = 0.00001  # D's fine-tuning rate (paper: 1e-5)
 d_threshold = "refit"  # D's counting threshold: "source" (chosen on the source validation split for D_0 and kept), "refit" (re-chosen on that split for D_0 and after every cycle, grid down to 0.005) (paper: none named; default profile: refit)
+d_loss = "csp"  # D's loss in the cycles: "csp" (centre cross-entropy + smooth-L1 sizes), "sdnet" (Crowd-SDNet's crowdedness-aware size loss, D_0's source loss) (paper: CSP's, Sec. 3.1)
 threads = 1  # threads per run (the study runs one run per core)
 progress = False  # print a line per cycle
 """
@@ -150,6 +151,13 @@ BUDGET_MD = """
        split after every cycle (`"refit"`, grid down to 0.005) moved it 0.05 → 0.12 → 0.45 → 0.78 on A→B and
        0.045 → 0.025 → 0.015 on B→A, keeping D's source-validation MAE at 48 and 8 instead of 4912 and 22, so the
        default profile uses `"refit"`; `"source"` keeps D_0's threshold through the cycles.
+     - **D's loss in the cycles** (`d_loss`): those collapses came with Crowd-SDNet's crowdedness-aware size loss,
+       whose weights |R_j| (mean 14 on the fused points of dense target patches, against ~1-3 on the sparse source)
+       made the size term's gradient 23 times the centre term's (B→A, seed 0). The paper's D is CSP, "trained with the
+       cross-entropy classification loss and the smooth-L1 loss" (Sec. 3.1): with that loss (`"csp"`, the default)
+       two B→A cycles raise D's target count 33 → 44 and lower its source-validation MAE 4.0 → 3.0 (at the refit
+       thresholds), where the crowdedness-aware loss gave 26 and 7.8. On A→B (seed 2) neither loss helps: the fused
+       points teach 19 heads per D patch where D_0 finds 0.4, and D's scores rise everywhere.
      """
 
 

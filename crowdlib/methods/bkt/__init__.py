@@ -30,7 +30,7 @@ The paper's pipeline, one public name per step:
 from __future__ import annotations
 
 from .config import DEFAULTS, detector_config, make_config, phi_config, regressor_config
-from .cycles import (REFIT_GRID, cycle_models, finetune_detector, finetune_regressor, get_or_run_transfer,
+from .cycles import (REFIT_GRID, cycle_detector_criterion, cycle_models, finetune_detector, finetune_regressor, get_or_run_transfer,
                      refit_det_threshold, run_transfer, score_models, transfer_cycles)
 from .data import (domain_records, dot_map, gt_density, head_sizes, kernel_sigmas, pool_density, split_source,
                    unlabeled, upsample_density)
@@ -54,7 +54,7 @@ __all__ = [
     "psi", "kernel_radii", "confidence_map", "fuse_density", "phi_points", "fuse_detections", "patch_grid",
     "select_patches", "image_tensor", "predict_cells", "run_detector", "run_phi", "pseudo_labels",
     "finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
-    "cycle_models", "score_models", "refit_det_threshold", "REFIT_GRID",
+    "cycle_models", "score_models", "refit_det_threshold", "cycle_detector_criterion", "REFIT_GRID",
     "paper_point_map", "localization_map", "count_errors",
     "PAPER_TEXT", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3", "PAPER_TABLE4", "PHI_LOSS_NAMES", "setting",
     "table1_settings", "table2_settings", "table3_settings", "table4_settings", "setting_config", "view_metrics",

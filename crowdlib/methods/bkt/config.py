@@ -36,6 +36,10 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
   re-chosen on the same source validation split for D_0 and after each cycle's fine-tuning, on a grid reaching
   0.005 (:data:`crowdlib.methods.bkt.cycles.REFIT_GRID`), so that the count follows D's scores as the cycles move
   them. Either way no target label is read.
+- ``d_loss``: D's loss in the cycles. ``"csp"`` (default): the loss the paper trains its D with (Sec. 3.1, "CSP ...
+  trained with the cross-entropy classification loss and the smooth-L1 loss"), i.e. Crowd-SDNet's criterion with
+  ``crowd_aware=False``; ``"sdnet"``: Crowd-SDNet's crowdedness-aware size loss (``alpha_j = |R_j|`` from LUDA on
+  the fused points), the loss D_0 was trained with on the source. D_0's source training is Crowd-SDNet's either way.
 - ``seed``; ``threads`` (:class:`crowdlib.repro.fixed_threads`).
 """
 from __future__ import annotations
@@ -83,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "cycle_batch": 2,
     "keep_bn": True,
     "d_threshold": "source",
+    "d_loss": "csp",
     "seed": 0,
     "threads": 1,
 }
@@ -92,7 +97,8 @@ SHARED_KEYS = ("source", "val_fraction", "split_seed", "sigma_factor", "truncate
                "threads")
 _NESTED = ("source", "target", "regressor", "phi")
 _CHOICES = {"gt_sizes": ("luda", "true"), "selection": ("paper", "random"), "r_range_mode": ("rank", "max"),
-            "d_score": ("detections", "map"), "d_threshold": ("source", "refit")}
+            "d_score": ("detections", "map"), "d_threshold": ("source", "refit"),
+            "d_loss": ("csp", "sdnet")}
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

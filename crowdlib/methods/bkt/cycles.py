@@ -4,7 +4,8 @@
 fetches R_0, D_0 and Phi from the source stages, then for ``t = 0 .. T-1``: infers and fuses on every target
 training image (:func:`~.infer.pseudo_labels`), selects two patches per image for R and two for D
 (:func:`~.fusion.select_patches`), and fine-tunes R's last ``r_layers`` layers (Adam ``r_lr``, loss R's own: MSE +
-its DMS-SSIM weight) on the fused density crops, and D (Adam ``d_lr``, Crowd-SDNet's loss) on CSP targets built from
+its DMS-SSIM weight) on the fused density crops, and D (Adam ``d_lr``, loss ``d_loss``: CSP's by default, Crowd-SDNet's
+crowdedness-aware one as the alternative) on CSP targets built from
 the fused detections in its patches (boxes of their sizes, crowdedness ``|R_j|`` from LUDA on the image's fused
 points). The target images enter through :func:`~.data.unlabeled` only: no target label reaches training or any
 choice. It stores, per cycle ``t = 1..T``, R's fine-tuned parameters and D's state, so that Table 3's rows come from
@@ -33,7 +34,7 @@ from .infer import image_tensor, pseudo_labels, run_detector
 from .train import source_models
 
 __all__ = ["finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
-           "cycle_models", "score_models", "refit_det_threshold", "REFIT_GRID"]
+           "cycle_models", "score_models", "refit_det_threshold", "cycle_detector_criterion", "REFIT_GRID"]
 
 #: Score thresholds of :func:`refit_det_threshold`: 0.005-0.045 in steps of 0.005, then Crowd-SDNet's 0.05-0.95 grid
 #: (whose floor D_0's source threshold sat on in the default profile).
@@ -113,6 +114,20 @@ def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops:
     return total / int(steps)
 
 
+def cycle_detector_criterion(cfg: Mapping[str, Any]) -> torch.nn.Module:
+    """D's loss in the cycles (config ``d_loss``): Crowd-SDNet's criterion of D's source config with
+    ``crowd_aware`` off for ``"csp"`` (the paper's D, Sec. 3.1: cross-entropy on the centres and smooth-L1 on the
+    sizes, one weight per head) and on for ``"sdnet"`` (size loss weighted by the crowdedness ``|R_j|``)."""
+    from crowdlib.methods.sdnet import build_detector
+
+    from .config import detector_config
+
+    cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
+    dcfg = detector_config(cfg)
+    loss = {**dcfg["model"].get("loss", {}), "crowd_aware": cfg["d_loss"] == "sdnet"}
+    return build_detector({**dcfg, "model": {**dcfg["model"], "pretrained": False, "loss": loss}})[1]
+
+
 def refit_det_threshold(detector: torch.nn.Module, records: Sequence[CrowdRecord], *, nms_iou: float = 0.5,
                         grid: Sequence[float] | None = None) -> float:
     """D's counting threshold minimising the count MAE on labelled ``records`` (pass the SOURCE validation split,
@@ -174,16 +189,13 @@ def transfer_cycles(cfg: Mapping[str, Any], models: dict[str, Any], records: Seq
     and pseudo-label statistics. With ``cfg["d_threshold"] == "refit"`` the threshold is re-chosen on the labelled
     source validation records ``source_val`` after each cycle (``models["det_threshold"]`` is updated in place)."""
     from crowdlib.losses.bkt import DensityLoss
-    from crowdlib.methods.sdnet import build_detector
-
-    from .config import detector_config
 
     cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
     refit = cfg["d_threshold"] == "refit"
     if refit and not source_val:
         raise ValueError("transfer_cycles: d_threshold='refit' needs the source validation records (source_val)")
     target = unlabeled(records)
-    _, d_crit = build_detector({**detector_config(cfg), "model": {**detector_config(cfg)["model"], "pretrained": False}})
+    d_crit = cycle_detector_criterion(cfg)
     r_crit = DensityLoss(float(cfg["regressor"]["w_mse"]), float(cfg["regressor"]["w_ssim"]))
     names = _r_param_names(models["regressor"], int(cfg["r_layers"]))
     rng = np.random.default_rng([int(cfg["seed"]), 17])
