@@ -27,6 +27,25 @@ threshold in use; no target label read):
   windows (peak q99 0.45 < 0.78), MAE 48.4: the divergence is stopped, D is not repaired.
 
 Notebooks 51-54 therefore run with ``d_threshold: refit`` in the default profile.
+
+D's loss in the cycles (``d_loss``; the runs above used Crowd-SDNet's crowdedness-aware loss, now the variants
+``sdnet_loss`` / ``sdnet_refit``; ``paper`` / ``refit`` now use the paper's CSP loss, Sec. 3.1):
+
+- B→A, seed 0 (``--variants d_lr0 paper``, 1 cycle, old loss): at ``d_lr`` 0 nothing moves (no BatchNorm or state
+  leak); at 1e-5 D's target count falls 33.2 → 8.0 and its peak q99 0.052 → 0.020 in one cycle. On the first 8
+  D patches (the ``gradient terms`` row) the crowdedness weights average 14 and, with the crowdedness-aware loss,
+  the size term's parameter-gradient norm is 38.8 against 1.7 for the centre term (weight 0.1); with CSP's loss
+  it is 3.1.
+- B→A, seed 0 (``--variants sdnet_loss paper sdnet_refit refit --cycles 2``): crowdedness-aware loss, fixed
+  threshold: count 2.0, source-val MAE 21.6 (best 7.8); CSP loss, fixed: count 44.4, MAE 6.4 (best 3.0 at 0.06);
+  crowdedness-aware + refit: thresholds 0.025, 0.015, count 25.7, MAE 7.8; CSP + refit: thresholds 0.05, 0.06,
+  count 36.8, MAE 3.0. Peak q99 0.012 (old loss) against 0.067-0.073 (CSP).
+- A→B, seed 2 (``--variants paper refit --cycles 3``, CSP loss): D_0 counts 7.0 per target window (source-val MAE
+  31.0) while the fused points teach 18.9 per D patch against D's own 0.4; D's scores rise everywhere (peak q50
+  0.33 after 3 cycles): fixed threshold 5000 per window, refit thresholds 0.11, 0.52, 0.82 and count 0. Neither
+  loss repairs D when most of what it is taught is Phi(R_0)'s points on a target where R_0 overcounts.
+
+Notebooks 51-54 run with ``d_loss: csp`` (the paper's) from 53642f3 on.
 """
 from __future__ import annotations
 
@@ -77,6 +96,39 @@ def _summary(tag: str, det, thr: float, target, source_val) -> dict:
     return row
 
 
+def _term_grads(det, crops, cfg) -> dict:
+    """Per loss term of D's cycle loss (CSP's and Crowd-SDNet's), the norm of its weighted gradient on D's parameters
+    over one batch of D patches, and the mean crowdedness weight on the supervised size cells."""
+    import torch
+
+    from crowdlib.methods import bkt
+    from crowdlib.targets.csp import csp_targets
+
+    x = torch.stack([c["image"] for c in crops])
+    maps: dict = {}
+    for c in crops:
+        t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), tuple(x.shape[-2:]), stride=int(det.stride),
+                        crowdedness=c["crowdedness"], window=5, offset=False)
+        for k, v in (("center", t["center"]), ("center_pos", t["center_pos"]), ("log_size", t["log_size"]),
+                     ("size_mask", (t["size_weight"] > 0).astype(np.float32)), ("crowdedness", t["size_weight"])):
+            maps.setdefault(k, []).append(v[None])
+    tg = {k: torch.as_tensor(np.stack(v)) for k, v in maps.items()}
+    row = {"tag": "gradient terms", "mean crowdedness": float(tg["crowdedness"][tg["size_mask"] > 0].mean())}
+    was = det.training
+    det.eval()
+    for kind in ("csp", "sdnet"):
+        crit = bkt.cycle_detector_criterion({**cfg, "d_loss": kind})
+        for name, w in crit.weight_dict.items():
+            det.zero_grad(set_to_none=True)
+            (crit(det(x), tg)[name] * float(w)).backward()
+            row[f"{kind} {name} grad norm"] = float(sum(float(p.grad.norm()) ** 2 for p in det.parameters()
+                                                        if p.grad is not None) ** 0.5)
+    det.zero_grad(set_to_none=True)
+    det.train(was)
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--transfer", nargs=2, default=["B", "A"], help="source and target domain keys (A or B)")
@@ -121,6 +173,7 @@ def main() -> None:
                "D's own detections per patch": float(np.mean(own)), "n patches": len(d_crops), **stats}
         print(json.dumps(row), flush=True)
         rows.append(row)
+        rows.append(_term_grads(models["detector"], d_crops[:8], cfg))
         for v in a.variants:
             m = {**models, "regressor": copy.deepcopy(models["regressor"]),
                  "detector": copy.deepcopy(models["detector"])}
