@@ -46,6 +46,14 @@ D's loss in the cycles (``d_loss``; the runs above used Crowd-SDNet's crowdednes
   loss repairs D when most of what it is taught is Phi(R_0)'s points on a target where R_0 overcounts.
 
 Notebooks 51-54 run with ``d_loss: csp`` (the paper's) from 53642f3 on.
+
+Phi's binarisation (the ``Phi on source validation`` row; seed 0, focal-CE Phi of the default profile): at the
+paper's 0.2 Phi(R_0) gives 65.2 points per source-validation window against 28.8 true and 28.5 from R_0 (B source)
+and 360 against 88.0 / 87.2 (A source); at 0.3 34.2 and 247, at 0.5 none. Refit on that split
+(``phi_threshold: refit``) the threshold is 0.33 for B (seed 0); then (B→A, seed 0, ``--variants refit --cycles 2``)
+the fused points per D patch fall 22.2 → 12.8 (103 per target window against 227), the crowdedness weights 14 →
+4.8, and after 2 cycles D's target count is 53 (peak q99 0.21) and its source-validation MAE 2.4, against 37 and
+3.0 at 0.2. Notebooks 51-53 run with ``phi_threshold: refit`` from the commit after 8b6a3e9 on; 54 keeps 0.2.
 """
 from __future__ import annotations
 
@@ -94,6 +102,27 @@ def _summary(tag: str, det, thr: float, target, source_val) -> dict:
            "target count @best": float(np.mean([(s > best).sum() for s in ts]))}
     print(json.dumps(row), flush=True)
     return row
+
+
+def _phi_counts(models, records, cfg) -> dict:
+    """Mean count of Phi(R_0)'s points on the labelled source validation windows at the paper's threshold and at the
+    one in use, beside the true and R_0's counts."""
+    from crowdlib.methods.bkt.data import upsample_density
+    from crowdlib.methods.bkt.infer import image_tensor, predict_cells, run_phi
+
+    out = {"tag": "Phi on source validation", "true count": float(np.mean([r.count for r in records]))}
+    r_counts, at = [], {float(cfg["phi"]["threshold"]): [], float(models["phi_threshold"]): []}
+    for r in records:
+        img = image_tensor(r)
+        cells = predict_cells(models["regressor"], img)
+        r_counts.append(float(np.clip(cells, 0, None).sum()))
+        dens = upsample_density(cells, tuple(img.shape[-2:]), 8)
+        for t in at:
+            at[t].append(len(run_phi(models["phi"], dens, threshold=t, merge=int(cfg["phi"]["merge"]))[0]["points"]))
+    out["R_0 count"] = float(np.mean(r_counts))
+    out.update({f"Phi count @{t:g}": float(np.mean(v)) for t, v in at.items()})
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def _term_grads(det, crops, cfg) -> dict:
@@ -153,7 +182,8 @@ def main() -> None:
     with fixed_threads(int(cfg["threads"])), flush_denormal():
         t0 = time.perf_counter()
         models = bkt.source_models(cfg)
-        print(f"source stages {time.perf_counter() - t0:.0f} s; D threshold {models['det_threshold']}", flush=True)
+        print(f"source stages {time.perf_counter() - t0:.0f} s; D threshold {models['det_threshold']}; Phi threshold "
+              f"{models['phi_threshold']} ({cfg['phi_threshold']})", flush=True)
         target = bkt.unlabeled(bkt.domain_records(cfg["target"], "train"))
         src = bkt.domain_records(cfg["source"], "train")
         val_ids = set(models["results"]["detector"].get("val_ids", []))
@@ -161,6 +191,7 @@ def main() -> None:
         if not source_val:
             raise SystemExit("bkt_d_probe: D's validation ids are not among the source records")
         thr = models["det_threshold"]
+        rows.append(_phi_counts(models, source_val, cfg))
         rows.append(_summary("cycle 0", models["detector"], thr, target, source_val))
         # what one cycle teaches D: pseudo points per D patch against D's own detections in the same patch
         rng = np.random.default_rng([int(cfg["seed"]), 17])

@@ -57,7 +57,8 @@ def _label_free(cfg: dict, res: dict, t: int, records: list) -> dict:
 
     m = bkt.cycle_models(cfg, res, t)
     labs = [bkt.pseudo_labels(r, m["regressor"], m["detector"], m["phi"], {**cfg, "fusion": True},
-                              det_threshold=m["det_threshold"], det_nms_iou=m["det_nms_iou"]) for r in records]
+                              det_threshold=m["det_threshold"], det_nms_iou=m["det_nms_iou"],
+                              phi_threshold=m.get("phi_threshold")) for r in records]
     return {"cycle": t, "R count": float(np.mean([np.clip(lab["cells"], 0, None).sum() for lab in labs])),
             "D count": float(np.mean([len(lab["detections"]["points"]) for lab in labs])),
             "fused count": float(np.mean([lab["density"].sum() for lab in labs]))}

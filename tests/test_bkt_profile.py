@@ -17,6 +17,7 @@ PARAMS = {"domains": {"A": "sha_like", "B": "shb_like"}, "image_sizes": {"sha_li
           "det_epochs": 1, "det_max_steps": 2, "eval_every": 1, "val_fraction": 0.5, "sigma_factor": 0.25,
           "truncate": 2.0, "patch": 32, "patches_per_image": 2, "r_range": [0.5, 0.7], "cycles": 1, "max_cycles": 2,
           "cycle_steps": 1, "cycle_batch": 2, "r_lr": 1e-6, "d_lr": 1e-5, "d_threshold": "refit", "d_loss": "csp",
+          "phi_threshold": "refit",
           "threads": 1}
 
 

@@ -218,3 +218,29 @@ def test_cycle_detector_loss_is_the_papers_csp_loss_by_default():
     assert float(terms["csp"][0]) == pytest.approx(float(terms["csp"][1]))
     assert float(terms["sdnet"][0]) == pytest.approx(float(terms["csp"][0]))
     assert float(terms["sdnet"][1]) == pytest.approx(4.0 * float(terms["sdnet"][0]), rel=1e-5)
+
+
+def test_phi_threshold_refit_minimises_phi_count_mae_on_source_validation(tiny, monkeypatch):
+    """``phi_threshold="refit"``: the grid value whose Phi(R) point count is closest (MAE) to the labelled counts;
+    the points kept at t are those kept at the grid's lowest value with a score above t."""
+    from crowdlib.methods.bkt import infer
+
+    scores = [np.array([0.9, 0.6, 0.35, 0.25]), np.array([0.8, 0.3])]
+    calls = iter(scores)
+    monkeypatch.setattr(infer, "predict_cells", lambda reg, img: np.zeros((2, 2), np.float32))
+    monkeypatch.setattr(infer, "image_tensor", lambda rec, dev="cpu": torch.zeros(1, 3, 16, 16))
+    monkeypatch.setattr(infer, "run_phi", lambda phi, d, **k: ({"scores": next(calls)}, None))
+    recs = [CrowdRecord(image_id=f"v{i}", image=np.zeros((16, 16, 3), np.uint8),
+                        points=np.zeros((c, 2), np.float32)) for i, c in enumerate((3, 1))]
+    lin = torch.nn.Linear(1, 1)
+    # counts above t: t=0.2 -> 4, 2 (MAE 1); t=0.3 -> 3, 1 (MAE 0, first 0); t=0.4 -> 2, 1 (MAE 0.5)
+    assert infer.refit_phi_threshold(lin, lin, recs, grid=[0.4, 0.2, 0.3]) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="form"):
+        infer.refit_phi_threshold(lin, lin, recs, form="literal")
+    with pytest.raises(ValueError, match="no validation"):
+        infer.refit_phi_threshold(lin, lin, [])
+    cfg, cache = tiny
+    m = bkt.source_models(cfg, cache)
+    assert m["phi_threshold"] == pytest.approx(cfg["phi"]["threshold"])
+    monkeypatch.setattr(infer, "refit_phi_threshold", lambda *a, **k: 0.42)
+    assert bkt.source_models({**cfg, "phi_threshold": "refit"}, cache)["phi_threshold"] == pytest.approx(0.42)

@@ -72,8 +72,8 @@ cells = [
      for ax, n in zip(axes[1:], names):
          cfg = runs[(n, seeds[0])]["config"]
          pc = cfg["phi"]
-         pts, value = bkt.run_phi(bkt.source_models(cfg)["phi"], dens, threshold=pc["threshold"], merge=pc["merge"],
-                                  form=pc["form"])
+         sm = bkt.source_models(cfg)
+         pts, value = bkt.run_phi(sm["phi"], dens, threshold=sm["phi_threshold"], merge=pc["merge"], form=pc["form"])
          ax.imshow(value, cmap="gray", vmin=0, vmax=1)
          ax.scatter(rec.points[:, 0], rec.points[:, 1], s=3, c="white", linewidths=0)
          ax.scatter(pts["points"][:, 0], pts["points"][:, 1], s=5, c="red", linewidths=0)

@@ -40,6 +40,10 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
   trained with the cross-entropy classification loss and the smooth-L1 loss"), i.e. Crowd-SDNet's criterion with
   ``crowd_aware=False``; ``"sdnet"``: Crowd-SDNet's crowdedness-aware size loss (``alpha_j = |R_j|`` from LUDA on
   the fused points), the loss D_0 was trained with on the source. D_0's source training is Crowd-SDNet's either way.
+- ``phi_threshold``: how Phi's map is binarised wherever Phi(R) is used. ``"paper"``: ``phi.threshold`` (0.2, the
+  paper's, for its L_Phi); ``"refit"``: the threshold that minimises the count MAE of Phi(R_0)'s points on the
+  source validation split (:func:`crowdlib.methods.bkt.infer.refit_phi_threshold`), for a Phi whose loss (e.g.
+  focal CE) puts its scores on another scale than the paper's. Phi's step is chosen at ``phi.threshold`` either way.
 - ``seed``; ``threads`` (:class:`crowdlib.repro.fixed_threads`).
 """
 from __future__ import annotations
@@ -88,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_bn": True,
     "d_threshold": "source",
     "d_loss": "csp",
+    "phi_threshold": "paper",
     "seed": 0,
     "threads": 1,
 }
@@ -98,7 +103,7 @@ SHARED_KEYS = ("source", "val_fraction", "split_seed", "sigma_factor", "truncate
 _NESTED = ("source", "target", "regressor", "phi")
 _CHOICES = {"gt_sizes": ("luda", "true"), "selection": ("paper", "random"), "r_range_mode": ("rank", "max"),
             "d_score": ("detections", "map"), "d_threshold": ("source", "refit"),
-            "d_loss": ("csp", "sdnet")}
+            "d_loss": ("csp", "sdnet"), "phi_threshold": ("paper", "refit")}
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

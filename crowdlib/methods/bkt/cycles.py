@@ -161,7 +161,8 @@ def _cycle_patches(records: Sequence[CrowdRecord], models: Mapping[str, Any], cf
     phi = models["phi"] if cfg["fusion"] else None
     for rec in records:
         lab = pseudo_labels(rec, models["regressor"], models["detector"], phi, cfg,
-                            det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"])
+                            det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"],
+                            phi_threshold=models.get("phi_threshold"))
         fused = lab["fused"]
         counts.append(len(fused["points"]))
         sel = select_patches(lab["density"], fused, patch=p, k=int(cfg["patches_per_image"]), mode=cfg["selection"],
@@ -276,7 +277,8 @@ def score_models(models: Mapping[str, Any], cfg: Mapping[str, Any], records: Seq
     cfg = make_config(**{k: v for k, v in cfg.items() if k != "stage"})
     with flush_denormal():
         labs = [pseudo_labels(r, models["regressor"], models["detector"], models["phi"], {**cfg, "fusion": True},
-                              det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"]) for r in records]
+                              det_threshold=models["det_threshold"], det_nms_iou=models["det_nms_iou"],
+                              phi_threshold=models.get("phi_threshold")) for r in records]
     gt = [r.count for r in records]
     pts = [r.points for r in records]
     out: dict[str, float] = {}

@@ -6,7 +6,7 @@ fused detections ``M^D``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,11 @@ from crowdlib.data.records import CrowdRecord
 from .data import upsample_density
 from .fusion import confidence_map, fuse_density, fuse_detections, kernel_radii, phi_points, psi
 
-__all__ = ["image_tensor", "predict_cells", "run_detector", "run_phi", "pseudo_labels"]
+__all__ = ["image_tensor", "predict_cells", "run_detector", "run_phi", "pseudo_labels", "refit_phi_threshold",
+           "PHI_GRID"]
+
+#: Binarisation thresholds of :func:`refit_phi_threshold` (the paper's 0.2 among them).
+PHI_GRID = np.round(np.arange(0.02, 0.951, 0.01), 4)
 
 
 def image_tensor(rec: CrowdRecord, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -81,12 +85,35 @@ def run_phi(phi: torch.nn.Module, density: np.ndarray, *, threshold: float = 0.2
     return phi_points(value, threshold=threshold, merge=merge), value
 
 
+@torch.no_grad()
+def refit_phi_threshold(regressor: torch.nn.Module, phi: torch.nn.Module, records: Sequence[CrowdRecord], *,
+                        merge: int = 10, form: str = "prob", grid: Sequence[float] | None = None) -> float:
+    """Phi's binarisation threshold minimising the count MAE of Phi(R)'s points on labelled ``records`` (pass the
+    SOURCE validation split, never target or test images) over ``grid`` (default :data:`PHI_GRID`; ties: the
+    lowest). Phi reads R's upsampled density, as in :func:`pseudo_labels`. The greedy 10 x 10 merge visits pixels
+    by descending value, so the points kept at threshold ``t`` are those kept at the grid's lowest with value > t."""
+    if not records:
+        raise ValueError("refit_phi_threshold: no validation records")
+    if form != "prob":
+        raise ValueError(f"refit_phi_threshold: the grid is of probabilities; form must be 'prob', got {form!r}")
+    g = np.sort(PHI_GRID if grid is None else np.asarray(grid, np.float64))
+    counts = np.zeros((len(records), len(g)))
+    for i, rec in enumerate(records):
+        img = image_tensor(rec, next(regressor.parameters()).device)
+        reg = upsample_density(predict_cells(regressor, img), tuple(img.shape[-2:]), 8)
+        pts, _ = run_phi(phi, reg, threshold=float(g[0]), merge=merge, form=form)
+        counts[i] = (pts["scores"][None, :] > g[:, None]).sum(1)
+    mae = np.abs(counts - np.array([r.count for r in records], np.float64)[:, None]).mean(0)
+    return float(g[int(np.argmin(mae))])
+
+
 def pseudo_labels(rec: CrowdRecord, regressor: torch.nn.Module, detector: torch.nn.Module,
                   phi: torch.nn.Module | None, cfg: Mapping[str, Any], *, det_threshold: float,
-                  det_nms_iou: float = 0.5) -> dict[str, Any]:
+                  det_nms_iou: float = 0.5, phi_threshold: float | None = None) -> dict[str, Any]:
     """Everything one cycle derives from one image (module docstring). ``cfg`` is a full run config
     (:func:`~crowdlib.methods.bkt.config.make_config`); with ``cfg["fusion"]`` false, ``M^R = R`` and
-    ``M^D = D`` (sizes still by the half rule) and Phi is not run."""
+    ``M^D = D`` (sizes still by the half rule) and Phi is not run. ``phi_threshold`` (None: ``cfg["phi"]["threshold"]``)
+    binarises Phi's map (``source_models(...)["phi_threshold"]`` under ``phi_threshold="refit"``)."""
     dev = next(regressor.parameters()).device
     img = image_tensor(rec, dev)
     h, w = img.shape[-2:]
@@ -100,7 +127,8 @@ def pseudo_labels(rec: CrowdRecord, regressor: torch.nn.Module, detector: torch.
     phi_det, phi_map = None, None
     if fusion and phi is not None:
         pc = cfg["phi"]
-        phi_det, phi_map = run_phi(phi, reg, threshold=float(pc["threshold"]), merge=int(pc["merge"]),
+        thr = float(pc["threshold"] if phi_threshold is None else phi_threshold)
+        phi_det, phi_map = run_phi(phi, reg, threshold=thr, merge=int(pc["merge"]),
                                    form=str(pc["form"]))
     m_r = fuse_density(reg, psi_map, weight) if fusion else reg
     m_d = fuse_detections(det, phi_det if fusion else None, size_map, nms_iou=float(cfg["fuse_nms_iou"]),

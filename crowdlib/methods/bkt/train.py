@@ -229,9 +229,19 @@ def load_detector(cfg: Mapping[str, Any], result: Mapping[str, Any]) -> torch.nn
 
 def source_models(cfg: Mapping[str, Any], cache_dir: Any = None) -> dict[str, Any]:
     """R_0, D_0 and Phi of a run config, trained on the source or read from the cache: ``{"regressor", "detector",
-    "phi", "det_threshold", "det_nms_iou", "results"}``."""
+    "phi", "det_threshold", "det_nms_iou", "phi_threshold", "results"}`` (``phi_threshold``: ``phi.threshold``, or
+    refit on the source validation split under ``phi_threshold="refit"``)."""
     cfg = make_config(**dict(cfg))
     res = {s: get_or_train_stage(cfg, s, cache_dir) for s in ("regressor", "phi", "detector")}
-    return {"regressor": load_regressor(cfg, res["regressor"]), "phi": load_phi(cfg, res["phi"]),
-            "detector": load_detector(cfg, res["detector"]), "det_threshold": float(res["detector"]["count_threshold"]),
-            "det_nms_iou": float(res["detector"].get("nms_iou", 0.5)), "results": res}
+    out = {"regressor": load_regressor(cfg, res["regressor"]), "phi": load_phi(cfg, res["phi"]),
+           "detector": load_detector(cfg, res["detector"]), "det_threshold": float(res["detector"]["count_threshold"]),
+           "det_nms_iou": float(res["detector"].get("nms_iou", 0.5)), "results": res,
+           "phi_threshold": float(cfg["phi"]["threshold"])}
+    if cfg["phi_threshold"] == "refit":
+        from .infer import refit_phi_threshold
+
+        val = split_source(domain_records(cfg["source"], "train"), cfg)[1]
+        with fixed_threads(int(cfg["threads"])), flush_denormal():
+            out["phi_threshold"] = refit_phi_threshold(out["regressor"], out["phi"], val, merge=int(cfg["phi"]["merge"]),
+                                                       form=str(cfg["phi"]["form"]))
+    return out
