@@ -128,20 +128,10 @@ def _phi_counts(models, records, cfg) -> dict:
 def _term_grads(det, crops, cfg) -> dict:
     """Per loss term of D's cycle loss (CSP's and Crowd-SDNet's), the norm of its weighted gradient on D's parameters
     over one batch of D patches, and the mean crowdedness weight on the supervised size cells."""
-    import torch
-
     from crowdlib.methods import bkt
-    from crowdlib.targets.csp import csp_targets
+    from crowdlib.methods.bkt.cycles import detector_batch
 
-    x = torch.stack([c["image"] for c in crops])
-    maps: dict = {}
-    for c in crops:
-        t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), tuple(x.shape[-2:]), stride=int(det.stride),
-                        crowdedness=c["crowdedness"], window=5, offset=False)
-        for k, v in (("center", t["center"]), ("center_pos", t["center_pos"]), ("log_size", t["log_size"]),
-                     ("size_mask", (t["size_weight"] > 0).astype(np.float32)), ("crowdedness", t["size_weight"])):
-            maps.setdefault(k, []).append(v[None])
-    tg = {k: torch.as_tensor(np.stack(v)) for k, v in maps.items()}
+    x, tg = detector_batch(crops, int(det.stride))
     row = {"tag": "gradient terms", "mean crowdedness": float(tg["crowdedness"][tg["size_mask"] > 0].mean())}
     was = det.training
     det.eval()

@@ -30,8 +30,8 @@ The paper's pipeline, one public name per step:
 from __future__ import annotations
 
 from .config import DEFAULTS, detector_config, make_config, phi_config, regressor_config
-from .cycles import (REFIT_GRID, cycle_detector_criterion, cycle_models, finetune_detector, finetune_regressor, get_or_run_transfer,
-                     refit_det_threshold, run_transfer, score_models, transfer_cycles)
+from .cycles import (REFIT_GRID, cycle_detector_criterion, cycle_models, finetune_detector, finetune_regressor,
+                     get_or_run_transfer, refit_det_threshold, run_transfer, score_models, transfer_cycles)
 from .data import (domain_records, dot_map, gt_density, head_sizes, kernel_sigmas, pool_density, split_source,
                    unlabeled, upsample_density)
 from .evaluate import count_errors, localization_map, paper_point_map

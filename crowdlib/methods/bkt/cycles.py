@@ -34,7 +34,8 @@ from .infer import image_tensor, pseudo_labels, run_detector
 from .train import source_models
 
 __all__ = ["finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
-           "cycle_models", "score_models", "refit_det_threshold", "cycle_detector_criterion", "REFIT_GRID"]
+           "cycle_models", "score_models", "refit_det_threshold", "cycle_detector_criterion", "detector_batch",
+           "REFIT_GRID"]
 
 #: Score thresholds of :func:`refit_det_threshold`: 0.005-0.045 in steps of 0.005, then Crowd-SDNet's 0.05-0.95 grid
 #: (whose floor D_0's source threshold sat on in the default profile).
@@ -79,12 +80,26 @@ def finetune_regressor(model: torch.nn.Module, criterion: torch.nn.Module,
     return total / int(steps)
 
 
-def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops: Sequence[dict[str, Any]], *,
-                      lr: float, steps: int, batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
-    """Adam on all of D over ``{"image" (3, P, P), "points", "sizes", "crowdedness"}`` patches (CSP targets of
-    :func:`crowdlib.targets.csp.csp_targets`, window 5); returns the mean loss."""
+def detector_batch(crops: Sequence[dict[str, Any]], stride: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Images ``(B, 3, P, P)`` and CSP target maps (:func:`crowdlib.targets.csp.csp_targets`, window 5, no offset;
+    the crowdedness written into the size window) of D patches ``{"image", "points", "sizes", "crowdedness"}``."""
     from crowdlib.targets.csp import csp_targets
 
+    x = torch.stack([c["image"] for c in crops])
+    maps: dict[str, list[np.ndarray]] = {}
+    for c in crops:
+        t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), tuple(x.shape[-2:]), stride=int(stride),
+                        crowdedness=c["crowdedness"], window=5, offset=False)
+        for k, v in (("center", t["center"]), ("center_pos", t["center_pos"]), ("log_size", t["log_size"]),
+                     ("size_mask", (t["size_weight"] > 0).astype(np.float32)), ("crowdedness", t["size_weight"])):
+            maps.setdefault(k, []).append(v[None])
+    return x, {k: torch.as_tensor(np.stack(v)) for k, v in maps.items()}
+
+
+def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops: Sequence[dict[str, Any]], *,
+                      lr: float, steps: int, batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
+    """Adam on all of D over ``{"image" (3, P, P), "points", "sizes", "crowdedness"}`` patches (targets of
+    :func:`detector_batch`); returns the mean loss."""
     if not crops or steps < 1:
         return 0.0
     opt = torch.optim.Adam(model.parameters(), lr=float(lr))
@@ -95,16 +110,7 @@ def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops:
         if keep_bn:
             _freeze_bn(model)
         idx = rng.permutation(len(crops))[: int(batch)]
-        x = torch.stack([crops[i]["image"] for i in idx])
-        maps: dict[str, list[np.ndarray]] = {}
-        for i in idx:
-            c = crops[i]
-            t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), tuple(x.shape[-2:]), stride=stride,
-                            crowdedness=c["crowdedness"], window=5, offset=False)
-            for k, v in (("center", t["center"]), ("center_pos", t["center_pos"]), ("log_size", t["log_size"]),
-                         ("size_mask", (t["size_weight"] > 0).astype(np.float32)), ("crowdedness", t["size_weight"])):
-                maps.setdefault(k, []).append(v[None])
-        targets = {k: torch.as_tensor(np.stack(v)) for k, v in maps.items()}
+        x, targets = detector_batch([crops[i] for i in idx], stride)
         loss = criterion(model(x), targets)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -91,20 +91,22 @@ def refit_phi_threshold(regressor: torch.nn.Module, phi: torch.nn.Module, record
     """Phi's binarisation threshold minimising the count MAE of Phi(R)'s points on labelled ``records`` (pass the
     SOURCE validation split, never target or test images) over ``grid`` (default :data:`PHI_GRID`; ties: the
     lowest). Phi reads R's upsampled density, as in :func:`pseudo_labels`. The greedy 10 x 10 merge visits pixels
-    by descending value, so the points kept at threshold ``t`` are those kept at the grid's lowest with value > t."""
+    by descending value, so the points kept at threshold ``t`` are those kept at the grid's lowest with value > t,
+    and :func:`crowdlib.decode.choose_count_threshold` sweeps the grid over the scores kept at its lowest."""
+    from crowdlib.decode import choose_count_threshold
+
     if not records:
         raise ValueError("refit_phi_threshold: no validation records")
     if form != "prob":
         raise ValueError(f"refit_phi_threshold: the grid is of probabilities; form must be 'prob', got {form!r}")
-    g = np.sort(PHI_GRID if grid is None else np.asarray(grid, np.float64))
-    counts = np.zeros((len(records), len(g)))
-    for i, rec in enumerate(records):
+    g = PHI_GRID if grid is None else np.asarray(grid, np.float64)
+    scores = []
+    for rec in records:
         img = image_tensor(rec, next(regressor.parameters()).device)
         reg = upsample_density(predict_cells(regressor, img), tuple(img.shape[-2:]), 8)
-        pts, _ = run_phi(phi, reg, threshold=float(g[0]), merge=merge, form=form)
-        counts[i] = (pts["scores"][None, :] > g[:, None]).sum(1)
-    mae = np.abs(counts - np.array([r.count for r in records], np.float64)[:, None]).mean(0)
-    return float(g[int(np.argmin(mae))])
+        scores.append(run_phi(phi, reg, threshold=float(np.min(g)), merge=merge, form=form)[0]["scores"])
+    best, _ = choose_count_threshold(scores, np.array([r.count for r in records], np.float64), g)
+    return float(best)
 
 
 def pseudo_labels(rec: CrowdRecord, regressor: torch.nn.Module, detector: torch.nn.Module,

@@ -69,8 +69,8 @@ def run_config(p: Mapping[str, Any], src: str, tgt: str) -> dict[str, Any]:
         patches_per_image=int(p["patches_per_image"]), r_range=[float(v) for v in p["r_range"]],
         cycles=max(int(p["cycles"]), int(p["max_cycles"])), r_steps=int(p["cycle_steps"]),
         d_steps=int(p["cycle_steps"]), cycle_batch=int(p["cycle_batch"]), r_lr=float(p["r_lr"]),
-        d_lr=float(p["d_lr"]), d_threshold=str(p["d_threshold"]), d_loss=str(p["d_loss"]), phi_threshold=str(p["phi_threshold"]),
-        threads=int(p["threads"]))
+        d_lr=float(p["d_lr"]), d_threshold=str(p["d_threshold"]), d_loss=str(p["d_loss"]),
+        phi_threshold=str(p["phi_threshold"]), threads=int(p["threads"]))
 
 
 def describe(cfg: Mapping[str, Any]) -> str:

@@ -242,6 +242,6 @@ def source_models(cfg: Mapping[str, Any], cache_dir: Any = None) -> dict[str, An
 
         val = split_source(domain_records(cfg["source"], "train"), cfg)[1]
         with fixed_threads(int(cfg["threads"])), flush_denormal():
-            out["phi_threshold"] = refit_phi_threshold(out["regressor"], out["phi"], val, merge=int(cfg["phi"]["merge"]),
-                                                       form=str(cfg["phi"]["form"]))
+            out["phi_threshold"] = refit_phi_threshold(out["regressor"], out["phi"], val,
+                                                       merge=int(cfg["phi"]["merge"]), form=str(cfg["phi"]["form"]))
     return out
