@@ -235,12 +235,56 @@ def test_phi_threshold_refit_minimises_phi_count_mae_on_source_validation(tiny, 
     lin = torch.nn.Linear(1, 1)
     # counts above t: t=0.2 -> 4, 2 (MAE 1); t=0.3 -> 3, 1 (MAE 0, first 0); t=0.4 -> 2, 1 (MAE 0.5)
     assert infer.refit_phi_threshold(lin, lin, recs, grid=[0.4, 0.2, 0.3]) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="form"):
-        infer.refit_phi_threshold(lin, lin, recs, form="literal")
+    calls = iter(scores)
+    # no grid: every candidate score is searched; counts 3 and 1 hold for t in [0.3, 0.35), the lowest is 0.3
+    assert infer.refit_phi_threshold(lin, lin, recs) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="no validation"):
         infer.refit_phi_threshold(lin, lin, [])
+    monkeypatch.undo()  # the real Phi from here on (the refit policy also trains its own Phi stage)
     cfg, cache = tiny
     m = bkt.source_models(cfg, cache)
     assert m["phi_threshold"] == pytest.approx(cfg["phi"]["threshold"])
     monkeypatch.setattr(infer, "refit_phi_threshold", lambda *a, **k: 0.42)
     assert bkt.source_models({**cfg, "phi_threshold": "refit"}, cache)["phi_threshold"] == pytest.approx(0.42)
+
+
+def test_choose_phi_threshold_is_exact_on_any_scale():
+    """The search covers every candidate score and 'keep all', so it finds the count-MAE minimiser whatever Phi's
+    scale (raw outputs far below 0.02 or negative logits), ties to the lowest."""
+    from crowdlib.methods.bkt.infer import above, choose_phi_threshold
+
+    tiny_scores = [np.array([0.031, 0.012, 0.004]), np.array([0.02, 0.001])]
+    # true counts 2 and 1: t in [0.004, 0.012) gives 2 and 1
+    assert choose_phi_threshold(tiny_scores, [2, 1]) == pytest.approx(0.004)
+    logits = [np.array([-0.5, -3.0, -7.0])]
+    assert choose_phi_threshold(logits, [3]) < -7.0  # keep all
+    assert choose_phi_threshold(logits, [0]) == pytest.approx(-0.5)
+    kept = above({"points": np.arange(6.0).reshape(3, 2), "scores": np.array([0.5, 0.1, 0.3])}, 0.2)
+    assert kept["scores"].tolist() == [0.5, 0.3] and kept["points"].tolist() == [[0.0, 1.0], [4.0, 5.0]]
+
+
+def test_choose_phi_form_keeps_the_source_validation_winner_per_loss_and_seed():
+    import pandas as pd
+
+    from crowdlib.methods.bkt import study
+
+    settings = study.table4_settings(["mse", "focal_ce"], ["prob", "literal"])
+    assert list(settings) == ["L_MSE [prob]", "L_MSE [literal]", "L_Focal-CE [prob]", "L_Focal-CE [literal]"]
+    assert settings["L_MSE [literal]"]["over"]["phi"] == {"loss": "mse", "form": "literal"}
+    assert list(study.table4_settings(["mse"])) == ["L_MSE"]
+    with pytest.raises(ValueError, match="forms"):
+        study.table4_settings(["mse"], ["logit"])
+    val = {("L_MSE [prob]", 0): 0.0, ("L_MSE [literal]", 0): 0.8, ("L_MSE [prob]", 1): 0.5,
+           ("L_MSE [literal]", 1): 0.5, ("L_Focal-CE [prob]", 0): 0.7, ("L_Focal-CE [literal]", 0): 0.6,
+           ("L_Focal-CE [prob]", 1): 0.7, ("L_Focal-CE [literal]", 1): 0.7}
+    runs = {k: {"source": {"phi": {"best_val_map": v}}} for k, v in val.items()}
+    test_map = {k: float(i) for i, k in enumerate(val)}  # the target numbers play no part in the choice
+    long = pd.DataFrame([{"setting": s, "seed": d, "metric": "mAP", "value": test_map[(s, d)]} for s, d in val])
+    kept, chosen = study.choose_phi_form(long, runs)
+    assert chosen.loc[("L_MSE", 0), "form"] == "literal"
+    assert chosen.loc[("L_MSE", 1), "form"] == "prob"  # tie: the form listed first
+    assert chosen.loc[("L_Focal-CE", 0), "form"] == "prob"
+    got = {(s, d): v for s, d, v in zip(kept["setting"], kept["seed"], kept["value"])}
+    assert got == {("L_MSE", 0): test_map[("L_MSE [literal]", 0)], ("L_MSE", 1): test_map[("L_MSE [prob]", 1)],
+                   ("L_Focal-CE", 0): test_map[("L_Focal-CE [prob]", 0)],
+                   ("L_Focal-CE", 1): test_map[("L_Focal-CE [prob]", 1)]}

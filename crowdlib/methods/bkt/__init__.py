@@ -37,11 +37,12 @@ from .data import (domain_records, dot_map, gt_density, head_sizes, kernel_sigma
 from .evaluate import count_errors, localization_map, paper_point_map
 from .fusion import (confidence_map, fuse_density, fuse_detections, kernel_radii, patch_grid, phi_points, psi,
                      select_patches)
-from .infer import image_tensor, predict_cells, pseudo_labels, run_detector, run_phi
+from .infer import (choose_phi_threshold, image_tensor, predict_cells, pseudo_labels, refit_phi_threshold,
+                    run_detector, run_phi)
 from .study import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TEXT, PHI_LOSS_NAMES, cycle_gain_long,
                     cycle_history, paper_table1_frame, run_settings, setting, setting_config, source_summary,
                     table1_claims, table1_settings, table2_claims, table2_settings, table3_claims, table3_settings,
-                    table4_claims, table4_settings, table_rows, view_metrics)
+                    table4_claims, table4_settings, choose_phi_form, table_rows, view_metrics)
 from .train import (get_or_train_stage, load_detector, load_phi, load_regressor, source_maps, source_models,
                     train_detector, train_phi, train_regressor, train_stage)
 
@@ -53,11 +54,12 @@ __all__ = [
     "load_regressor", "load_phi", "load_detector", "source_models",
     "psi", "kernel_radii", "confidence_map", "fuse_density", "phi_points", "fuse_detections", "patch_grid",
     "select_patches", "image_tensor", "predict_cells", "run_detector", "run_phi", "pseudo_labels",
+    "choose_phi_threshold", "refit_phi_threshold",
     "finetune_regressor", "finetune_detector", "transfer_cycles", "run_transfer", "get_or_run_transfer",
     "cycle_models", "score_models", "refit_det_threshold", "cycle_detector_criterion", "REFIT_GRID",
     "paper_point_map", "localization_map", "count_errors",
     "PAPER_TEXT", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLE3", "PAPER_TABLE4", "PHI_LOSS_NAMES", "setting",
     "table1_settings", "table2_settings", "table3_settings", "table4_settings", "setting_config", "view_metrics",
     "run_settings", "table_rows", "cycle_gain_long", "table1_claims", "table2_claims", "table3_claims",
-    "table4_claims", "paper_table1_frame", "cycle_history", "source_summary",
+    "table4_claims", "choose_phi_form", "paper_table1_frame", "cycle_history", "source_summary",
 ]

@@ -43,7 +43,9 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
 - ``phi_threshold``: how Phi's map is binarised wherever Phi(R) is used. ``"paper"``: ``phi.threshold`` (0.2, the
   paper's, for its L_Phi); ``"refit"``: the threshold that minimises the count MAE of Phi(R_0)'s points on the
   source validation split (:func:`crowdlib.methods.bkt.infer.refit_phi_threshold`), for a Phi whose loss (e.g.
-  focal CE) puts its scores on another scale than the paper's. Phi's step is chosen at ``phi.threshold`` either way.
+  focal CE, or a squared-error loss on ``form="literal"``) puts its scores on another scale than the paper's; the
+  search covers every candidate score (:func:`crowdlib.methods.bkt.infer.choose_phi_threshold`). Phi's step is
+  chosen by the source validation mAP at the same policy's threshold (refit: on the ground-truth density's points).
 - ``seed``; ``threads`` (:class:`crowdlib.repro.fixed_threads`).
 """
 from __future__ import annotations
@@ -171,7 +173,7 @@ def regressor_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def phi_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The sub-config that fixes Phi's source training (stage ``"phi"``)."""
-    return {"stage": "phi", **_shared(cfg), "phi": copy.deepcopy(cfg["phi"])}
+    return {"stage": "phi", **_shared(cfg), "phi": copy.deepcopy(cfg["phi"]), "phi_threshold": cfg["phi_threshold"]}
 
 
 def detector_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

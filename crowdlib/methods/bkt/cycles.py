@@ -247,8 +247,8 @@ def run_transfer(cfg: Mapping[str, Any], cache_dir: Any = None, progress: bool =
         d0_threshold = float(models["det_threshold"])  # D_0's; transfer_cycles overwrites models' copy per cycle
         records = domain_records(cfg["target"], "train")
         cycles = transfer_cycles(cfg, models, records, progress, source_val=source_val)
-    summ = {s: {k: v for k, v in r.items() if k in ("best_step", "best_val_mae", "best_val_map", "count_threshold",
-                                                     "history")} for s, r in models["results"].items()}
+    summ = {s: {k: v for k, v in r.items() if k in ("best_step", "best_val_mae", "best_val_map", "val_threshold",
+                                                     "count_threshold", "history")} for s, r in models["results"].items()}
     return {"cycles": cycles, "det_threshold": d0_threshold, "source": summ}
 
 

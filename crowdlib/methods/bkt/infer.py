@@ -19,10 +19,7 @@ from .data import upsample_density
 from .fusion import confidence_map, fuse_density, fuse_detections, kernel_radii, phi_points, psi
 
 __all__ = ["image_tensor", "predict_cells", "run_detector", "run_phi", "pseudo_labels", "refit_phi_threshold",
-           "PHI_GRID"]
-
-#: Binarisation thresholds of :func:`refit_phi_threshold` (the paper's 0.2 among them).
-PHI_GRID = np.round(np.arange(0.02, 0.951, 0.01), 4)
+           "choose_phi_threshold", "above"]
 
 
 def image_tensor(rec: CrowdRecord, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -85,28 +82,45 @@ def run_phi(phi: torch.nn.Module, density: np.ndarray, *, threshold: float = 0.2
     return phi_points(value, threshold=threshold, merge=merge), value
 
 
+def choose_phi_threshold(scores_per_image: Sequence[np.ndarray], counts: Sequence[float],
+                         grid: Sequence[float] | None = None) -> float:
+    """The binarisation threshold ``t`` whose point counts (scores ``> t``) are closest in MAE to ``counts`` (ties:
+    the lowest). ``grid`` None searches every pooled candidate score and one value just below the lowest (keep all):
+    the counts only change at those values, so the search is exact and holds for any scale of Phi's map
+    (probabilities or raw outputs). Pass the candidates of :func:`run_phi` at ``threshold=-inf``: the greedy merge
+    visits pixels by descending value, so the points kept at ``t`` are those kept at ``-inf`` with a score above ``t``."""
+    from crowdlib.decode import choose_count_threshold
+
+    if grid is None:
+        pooled = np.unique(np.concatenate([np.asarray(s, np.float64).ravel() for s in scores_per_image] + [[0.0]]))
+        lowest = min(float(pooled[0]), 0.0)
+        grid = np.r_[np.nextafter(lowest, -np.inf), pooled]
+    best, _ = choose_count_threshold(scores_per_image, np.asarray(counts, np.float64), np.asarray(grid, np.float64))
+    return float(best)
+
+
+def above(points: Mapping[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
+    """The points of ``{"points", "scores"}`` whose score is above ``threshold``."""
+    keep = np.asarray(points["scores"]) > float(threshold)
+    return {k: np.asarray(v)[keep] for k, v in points.items()}
+
+
 @torch.no_grad()
 def refit_phi_threshold(regressor: torch.nn.Module, phi: torch.nn.Module, records: Sequence[CrowdRecord], *,
                         merge: int = 10, form: str = "prob", grid: Sequence[float] | None = None) -> float:
     """Phi's binarisation threshold minimising the count MAE of Phi(R)'s points on labelled ``records`` (pass the
-    SOURCE validation split, never target or test images) over ``grid`` (default :data:`PHI_GRID`; ties: the
-    lowest). Phi reads R's upsampled density, as in :func:`pseudo_labels`. The greedy 10 x 10 merge visits pixels
-    by descending value, so the points kept at threshold ``t`` are those kept at the grid's lowest with value > t,
-    and :func:`crowdlib.decode.choose_count_threshold` sweeps the grid over the scores kept at its lowest."""
-    from crowdlib.decode import choose_count_threshold
-
+    SOURCE validation split, never target or test images), by :func:`choose_phi_threshold` (``grid`` None: every
+    candidate score, so the threshold follows Phi's own scale, ``form`` "prob" or "literal"). Phi reads R's upsampled
+    density, as in :func:`pseudo_labels`."""
     if not records:
         raise ValueError("refit_phi_threshold: no validation records")
-    if form != "prob":
-        raise ValueError(f"refit_phi_threshold: the grid is of probabilities; form must be 'prob', got {form!r}")
-    g = PHI_GRID if grid is None else np.asarray(grid, np.float64)
+    low = -np.inf if grid is None else float(np.min(np.asarray(grid, np.float64)))
     scores = []
     for rec in records:
         img = image_tensor(rec, next(regressor.parameters()).device)
         reg = upsample_density(predict_cells(regressor, img), tuple(img.shape[-2:]), 8)
-        scores.append(run_phi(phi, reg, threshold=float(np.min(g)), merge=merge, form=form)[0]["scores"])
-    best, _ = choose_count_threshold(scores, np.array([r.count for r in records], np.float64), g)
-    return float(best)
+        scores.append(run_phi(phi, reg, threshold=low, merge=merge, form=form)[0]["scores"])
+    return choose_phi_threshold(scores, [r.count for r in records], grid)
 
 
 def pseudo_labels(rec: CrowdRecord, regressor: torch.nn.Module, detector: torch.nn.Module,

@@ -138,12 +138,47 @@ def table3_settings(max_cycles: int) -> dict[str, dict[str, Any]]:
     return {f"cycle {t}": setting(cycle=t) for t in range(int(max_cycles) + 1)}
 
 
-def table4_settings(losses: Sequence[str] = tuple(PHI_LOSS_NAMES)) -> dict[str, dict[str, Any]]:
-    """Table 4's rows: Phi trained with each loss (the source stages only; no cycle is run), Phi(R_0)'s mAP."""
+def table4_settings(losses: Sequence[str] = tuple(PHI_LOSS_NAMES),
+                    forms: Sequence[str] = ("prob",)) -> dict[str, dict[str, Any]]:
+    """Table 4's rows: Phi trained with each loss (the source stages only; no cycle is run), Phi(R_0)'s mAP. With
+    more than one of ``forms`` (``phi.form``: ``"prob"``, ``"literal"``) each loss has one row per form, named
+    ``"<loss> [<form>]"``; :func:`choose_phi_form` keeps the form its source validation prefers."""
     bad = [k for k in losses if k not in PHI_LOSS_NAMES]
     if bad:
         raise ValueError(f"table4_settings: unknown loss(es) {bad}; choose from {list(PHI_LOSS_NAMES)}")
-    return {PHI_LOSS_NAMES[k]: setting({"phi": {"loss": k}, "cycles": 0}, 0, "phi") for k in losses}
+    if not forms or any(f not in ("prob", "literal") for f in forms) or len(set(forms)) != len(forms):
+        raise ValueError(f"table4_settings: forms must be distinct values of 'prob', 'literal'; got {list(forms)}")
+    if len(forms) == 1:
+        return {PHI_LOSS_NAMES[k]: setting({"phi": {"loss": k, "form": forms[0]}, "cycles": 0}, 0, "phi")
+                for k in losses}
+    return {f"{PHI_LOSS_NAMES[k]} [{f}]": setting({"phi": {"loss": k, "form": f}, "cycles": 0}, 0, "phi")
+            for k in losses for f in forms}
+
+
+def choose_phi_form(long: Any, runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> tuple[Any, Any]:
+    """Per loss and seed, keep the row of :func:`table4_settings` whose Phi scored the higher mAP on the SOURCE
+    validation split (its model selection; ties: the form listed first); no target image is read.
+
+    Returns ``(long, chosen)``: ``long`` with the kept rows renamed to the loss (``"L_MSE [literal]"`` ->
+    ``"L_MSE"``); ``chosen`` a DataFrame (setting, seed) -> form, source validation mAP of each form."""
+    import pandas as pd
+
+    recs: dict[tuple[str, int], dict[str, Any]] = {}
+    for (name, seed), run in runs.items():
+        loss, _, form = str(name).partition(" [")
+        if not form:
+            raise ValueError(f"choose_phi_form: setting {name!r} is not '<loss> [<form>]'")
+        form = form.rstrip("]")
+        val = run["source"].get("phi", {}).get("best_val_map")
+        rec = recs.setdefault((loss, int(seed)), {"setting": loss, "seed": int(seed), "form": None, "best": None})
+        rec[f"val mAP [{form}]"] = val
+        if val is not None and (rec["best"] is None or float(val) > rec["best"]):
+            rec["best"], rec["form"] = float(val), form
+    chosen = pd.DataFrame(list(recs.values())).drop(columns="best").set_index(["setting", "seed"])
+    keep = {(f"{loss} [{r['form']}]", seed): loss for (loss, seed), r in recs.items()}
+    names = [keep.get((s, int(d))) for s, d in zip(long["setting"], long["seed"])]
+    out = long.assign(setting=names)
+    return out[out["setting"].notna()].reset_index(drop=True), chosen
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ each cached on its own under ``get_or_train(..., name="bkt")`` with its stage su
   count MAE on the source validation images, the best state kept.
 - Phi: random crops of the source ground-truth density (paper: 224 x 224) and their dot maps, Adam at ``phi.lr``
   (paper 1e-5), ``phi.loss``; every ``eval_every`` steps the paper-rule mAP of Phi's points on the source validation
-  images, the best state kept.
+  images, binarised as ``phi_threshold`` says (the paper's 0.2, or refit on those images' counts), the best state
+  kept.
 - D: :func:`crowdlib.methods.sdnet.train_sdnet` on the source (Crowd-SDNet's point-supervised CSP detector, reused by
   its public names; its counting threshold is chosen on the same validation split).
 """
@@ -128,15 +129,35 @@ def _phi_inputs(maps: Sequence[dict[str, np.ndarray]], stride: int) -> list[np.n
     return [upsample_density(pool_density(m["density"], stride), m["density"].shape, stride)[None] for m in maps]
 
 
+def _phi_val_score(model: torch.nn.Module, x_va: Sequence[np.ndarray], va: Sequence[CrowdRecord],
+                   pc: Mapping[str, Any], policy: str) -> dict[str, float]:
+    """Phi's paper-rule mAP on the source validation windows (ground-truth density in): at ``phi.threshold``
+    (``policy="paper"``) or at the threshold :func:`~.infer.choose_phi_threshold` fits to their counts
+    (``"refit"``); also the mAP at ``phi.threshold`` either way."""
+    from .evaluate import paper_point_map
+    from .infer import above, choose_phi_threshold, run_phi
+
+    def score(preds: Sequence[dict]) -> float:
+        m = float(paper_point_map(preds, [r.points for r in va]))
+        return m if np.isfinite(m) else 0.0
+
+    paper_thr = float(pc["threshold"])
+    low = -np.inf if policy == "refit" else paper_thr
+    cands = [run_phi(model, x[0], threshold=low, merge=int(pc["merge"]), form=str(pc["form"]))[0] for x in x_va]
+    at_paper = score([above(c, paper_thr) for c in cands])
+    if policy != "refit":
+        return {"val_map": at_paper, "val_threshold": paper_thr, "val_map_paper": at_paper}
+    thr = choose_phi_threshold([c["scores"] for c in cands], [r.count for r in va])
+    return {"val_map": score([above(c, thr) for c in cands]), "val_threshold": thr, "val_map_paper": at_paper}
+
+
 def train_phi(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
     """Train Phi on the source ground truth (module docstring); returns ``{"model", "best_step", "best_val_map",
-    "history"}``."""
-    from .evaluate import paper_point_map
-    from .infer import run_phi
-
+    "val_threshold", "history"}``. The step is chosen by the validation mAP at the binarisation ``cfg["phi_threshold"]``
+    names: ``phi.threshold`` ("paper") or refit on the validation counts ("refit", :func:`_phi_val_score`)."""
     with fixed_threads(int(cfg["threads"])), flush_denormal():
         seed_everything(int(cfg["seed"]))
-        pc = cfg["phi"]
+        pc, policy = cfg["phi"], str(cfg.get("phi_threshold", "paper"))
         tr, va = split_source(domain_records(cfg["source"], "train"), cfg)
         m_tr, m_va = source_maps(tr, cfg), source_maps(va, cfg)
         x_tr, x_va = _phi_inputs(m_tr, int(pc["input_stride"])), _phi_inputs(m_va, int(pc["input_stride"]))
@@ -144,7 +165,7 @@ def train_phi(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
         model, crit = _model("bkt_phi", pc)
         opt = torch.optim.Adam(model.parameters(), lr=float(pc["lr"]))
         rng = np.random.default_rng([int(cfg["seed"]), 13])
-        best, best_state, best_step, history = -1.0, None, 0, []
+        best, best_state, best_step, best_thr, history = -1.0, None, 0, float(pc["threshold"]), []
         for step in range(1, int(pc["steps"]) + 1):
             model.train()
             x, t = _crops(x_tr, dots, int(pc["crop"]), int(pc["batch_size"]), rng)
@@ -153,16 +174,14 @@ def train_phi(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
             losses["loss"].backward()
             opt.step()
             if step % int(pc["eval_every"]) == 0 or step == int(pc["steps"]):
-                preds = [run_phi(model, x[0], threshold=float(pc["threshold"]), merge=int(pc["merge"]),
-                                 form=str(pc["form"]))[0] for x in x_va]
-                m = float(paper_point_map(preds, [r.points for r in va]))
-                m = 0.0 if not np.isfinite(m) else m
-                history.append({"step": step, "loss": float(losses["loss"].detach()), "val_map": m,
+                val = _phi_val_score(model, x_va, va, pc, policy)
+                history.append({"step": step, "loss": float(losses["loss"].detach()), **val,
                                 **{k: float(v.detach()) for k, v in losses.items() if k != "loss"}})
-                if m > best or best_state is None:
-                    best, best_step = m, step
+                if val["val_map"] > best or best_state is None:
+                    best, best_step, best_thr = val["val_map"], step, val["val_threshold"]
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return {"model": best_state, "best_step": best_step, "best_val_map": best, "history": history}
+        return {"model": best_state, "best_step": best_step, "best_val_map": best, "val_threshold": best_thr,
+                "history": history}
 
 
 def train_detector(cfg: Mapping[str, Any], progress: bool = False) -> dict[str, Any]:
