@@ -20,6 +20,14 @@ output will be; two runs at a time, one thread each, flush-denormal on):
 Reading: on a sigmoid output the squared-error losses stop pushing a head pixel up once the map sits near 0 (their
 gradient carries sigmoid'(z)), the cross-entropy does not; within a CPU budget of a few hundred steps only focal CE
 gives Phi points above the paper's 0.2 threshold.
+
+Runs of 2026-12-07 (``--phi-threshold refit``: the step chosen by the validation mAP at the count-MAE threshold of
+the validation windows, searched over every candidate score; source sha_like (A), notebook 54's default profile:
+crop 64, lr 1e-3, 200 steps; seed 0; val mAP per loss, "prob" / "literal" form):
+
+- MSE 0.005 / 0.808 (prob: logits reach -12000 by step 50, sigmoid exactly 0 everywhere; literal: z peaks ~0.04
+  at heads, threshold 0.010); focal MSE 0.852 / 0.800 (thresholds 0.40 / 0.09); L_Phi 0.000 / 0.835 (threshold
+  0.008); focal CE 0.829 / 0.829. At 0.2 the literal squared-error Phis score 0 (nothing reaches it); 27-33 s each.
 """
 from __future__ import annotations
 
@@ -39,6 +47,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25, help="validation period in steps")
     ap.add_argument("--init-std", type=float, default=0.01, help="std of the fresh layers' Gaussian init (paper 0.01)")
     ap.add_argument("--form", default="prob", choices=["prob", "literal"], help="Phi's output in the loss")
+    ap.add_argument("--phi-threshold", default="paper", choices=["paper", "refit"],
+                    help="binarisation the step is chosen at: the paper's 0.2, or refit on the validation counts")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     a = ap.parse_args()
 
@@ -51,14 +61,14 @@ def main() -> None:
 
     p = yaml.safe_load(_default_params_path().read_text())
     for loss, lr in itertools.product(a.loss, a.lr):
-        cfg = {**run_config(p, *a.transfer), "seed": int(a.seed)}
+        cfg = {**run_config(p, *a.transfer), "seed": int(a.seed), "phi_threshold": a.phi_threshold}
         cfg["phi"].update(lr=lr, crop=a.crop, steps=a.steps, eval_every=a.eval_every, loss=loss,
                           init_std=a.init_std, form=a.form)
         t = time.perf_counter()
         res = T.train_phi(phi_config(cfg))
-        curve = [(h["step"], round(h["val_map"], 3)) for h in res["history"]]
+        curve = [(h["step"], round(h["val_map"], 3), round(h["val_threshold"], 4)) for h in res["history"]]
         print(f"{loss} lr {lr:g} crop {a.crop} init {a.init_std:g} {a.form}: {time.perf_counter() - t:.0f} s; "
-              f"val mAP {curve}", flush=True)
+              f"(step, val mAP, threshold) {curve}", flush=True)
 
 
 if __name__ == "__main__":
