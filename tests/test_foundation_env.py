@@ -60,6 +60,21 @@ def test_notebooks_have_literal_parameters_cell():
             f"{nb.name}: parameters must include 'profile'"
 
 
+def test_papermill_reads_every_parameter_of_every_notebook():
+    """``papermill --help-notebook`` and papermill's parameter check see each assigned name (papermill skips a line
+    holding more than one '=', e.g. an equation in its comment, with 'Unable to parse line')."""
+    import ast
+
+    import papermill as pm
+
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        doc = json.loads(nb.read_text())
+        first = next(c for c in doc["cells"] if c["cell_type"] == "code")
+        names = {n.targets[0].id for n in ast.parse("".join(first["source"])).body}
+        seen = set(pm.inspect_notebook(str(nb)))
+        assert seen == names, f"{nb.name}: papermill misses {sorted(names - seen)}"
+
+
 def test_params_profiles_only_name_notebook_parameters():
     import ast
 

@@ -58,8 +58,8 @@ det_epochs = 1  # D's source training epochs (paper: CSP's protocol)
 det_max_steps = 3  # cap on D's source training steps (None: all epochs)
 eval_every = 2  # source validation (model selection of R and Phi) every this many steps
 val_fraction = 0.2  # share of the source training scenes held out for model selection (paper: not stated)
-sigma_factor = 0.25  # Eq. 1's kernel rule sigma_j = sigma_factor x head size (paper: sigma proportional to the scale)
-truncate = 2.0  # kernel half width in sigmas; Eq. 8's window k = 2 x int(truncate x sigma + 0.5) + 1
+sigma_factor = 0.25  # Eq. 1's kernel rule: sigma_j is sigma_factor x head size (paper: sigma proportional to the scale)
+truncate = 2.0  # kernel half width in sigmas; Eq. 8's window k is 2 x int(truncate x sigma + 0.5) + 1
 patch = 40  # side of the selected patches, px (paper: 224 on ~600 x 900 to 768 x 1024 images, 6-12 patches per image)
 patches_per_image = 2  # patches per image for R and for D (paper: 2)
 r_range = [0.5, 0.7]  # R's patches: density percentile range (paper: 50% - 70%)

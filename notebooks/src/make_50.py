@@ -12,7 +12,7 @@ PARAMS = """
 profile = "smoke"  # parameter profile written into the reports (smoke | default | paper)
 seeds = [0]  # no training here; kept for the reports
 gallery = 4  # scenes shown per domain
-sigma_factor = 0.25  # the kernel rule of Eq. 1: sigma_j = sigma_factor x head size (the library default)
+sigma_factor = 0.25  # the kernel rule of Eq. 1: sigma_j is sigma_factor x head size (the library default)
 truncate = 2.0  # kernel half width in sigmas; the window k of Eq. 8 is 2 x int(truncate x sigma + 0.5) + 1
 """ + DOMAIN_PARAMS
 
