@@ -93,8 +93,7 @@ def choose_phi_threshold(scores_per_image: Sequence[np.ndarray], counts: Sequenc
 
     if grid is None:
         pooled = np.unique(np.concatenate([np.asarray(s, np.float64).ravel() for s in scores_per_image] + [[0.0]]))
-        lowest = min(float(pooled[0]), 0.0)
-        grid = np.r_[np.nextafter(lowest, -np.inf), pooled]
+        grid = np.r_[np.nextafter(min(pooled[0], 0.0), -np.inf), pooled]  # 0.0: a grid even without candidates
     best, _ = choose_count_threshold(scores_per_image, np.asarray(counts, np.float64), np.asarray(grid, np.float64))
     return float(best)
 
