@@ -78,3 +78,30 @@ def test_empty_inputs_give_nan_not_errors():
     assert math.isnan(mae([], []))
     m = count_metrics([], [])
     assert m["n_images"] == 0 and math.isnan(m["mse"]) and math.isnan(m["nae"])
+
+
+def test_constant_count_metrics_by_hand():
+    from crowdlib.metrics.counting import constant_count_metrics
+
+    # training mean 20; test counts 10, 30, 50 -> errors 10, 10, 30: MAE 50/3, RMSE sqrt(1100/3)
+    out = constant_count_metrics([10, 20, 30], [10, 30, 50])
+    assert out["constant"] == pytest.approx(20.0)
+    assert out["mae"] == pytest.approx(50 / 3)
+    assert out["mse"] == pytest.approx(np.sqrt(1100 / 3))
+    # the test counts never move the constant
+    assert constant_count_metrics([10, 20, 30], [1000, 2000])["constant"] == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="no training counts"):
+        constant_count_metrics([], [1, 2])
+
+
+def test_count_correlation_by_hand_and_degenerate_cases():
+    from crowdlib.metrics.counting import count_correlation
+
+    assert count_correlation([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert count_correlation([3, 2, 1], [10, 20, 30]) == pytest.approx(-1.0)
+    # pred (0, 1, 0, 1) against gt (0, 0, 1, 1): covariance 0 -> r = 0
+    assert count_correlation([0, 1, 0, 1], [0, 0, 1, 1]) == pytest.approx(0.0)
+    assert np.isnan(count_correlation([5, 5, 5], [1, 2, 3]))  # a constant predictor has no correlation
+    assert np.isnan(count_correlation([1.0], [2.0]))
+    with pytest.raises(ValueError, match="predicted counts"):
+        count_correlation([1, 2], [1, 2, 3])

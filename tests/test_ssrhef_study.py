@@ -159,3 +159,37 @@ def test_tiny_grid_end_to_end_and_the_analyses(tmp_path, monkeypatch):
     plain, _ = build_model({k: v for k, v in nossr.items() if k != "data"})
     with pytest.raises(ValueError, match="no SSR"):
         ssrhef.segmentation_maps(plain, test[:1])
+
+
+def _counted(n: int, i: int) -> "CrowdRecord":
+    from crowdlib.data.records import CrowdRecord
+
+    return CrowdRecord(image_id=f"c{i}", points=np.zeros((n, 2), np.float32), image=np.zeros((8, 8, 3), np.uint8))
+
+
+def test_train_mean_reference_uses_the_training_split_only():
+    from crowdlib.methods.ssrhef.train import split_records
+
+    train = [_counted(n, i) for i, n in enumerate([10, 20, 30, 40])]
+    test = [_counted(n, 10 + i) for i, n in enumerate([0, 100])]
+    base = ssrhef.make_config(val_fraction=0.25)
+    ref = ssrhef.train_mean_reference(base, test, train_records=train)
+    kept, _ = split_records(train, base)
+    m = float(np.mean([r.count for r in kept]))
+    assert len(kept) == 3 and ref["constant"] == pytest.approx(m)  # the validation image is not averaged
+    assert ref["mae"] == pytest.approx((m + (100 - m)) / 2)
+    assert ref["mse"] == pytest.approx(np.sqrt((m ** 2 + (100 - m) ** 2) / 2))
+
+
+def test_reference_frame_counts_seeds_beating_the_baseline_and_correlation():
+    gt = [10.0, 20.0, 30.0]
+    runs = {("A", 0): {"eval": {"mae": 1.0, "pred": [11.0, 21.0, 31.0], "gt": gt}},
+            ("A", 1): {"eval": {"mae": 12.0, "pred": [30.0, 20.0, 10.0], "gt": gt}},
+            ("B", 0): {"eval": {"mae": 8.0, "pred": [20.0, 20.0, 20.0], "gt": gt}}}
+    df = ssrhef.reference_frame(runs, ["A", "B", "absent"], {"mae": 6.67, "mse": 8.2})
+    assert list(df.index) == ["A", "B"]
+    assert df.loc["A", "test MAE"] == pytest.approx(6.5)
+    assert df.loc["A", "seeds beating it"] == "1 of 2"
+    assert df.loc["A", "count r (mean)"] == pytest.approx(0.0)  # r = +1 and -1
+    assert df.loc["A", "count r (min)"] == pytest.approx(-1.0)
+    assert np.isnan(df.loc["B", "count r (mean)"])  # a constant prediction has no correlation

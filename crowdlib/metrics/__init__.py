@@ -1,6 +1,7 @@
 """Metrics for crowd counting and localization, computed from per-image results.
 
-- counting: :func:`mae`, :func:`rmse` (the papers' "MSE"), :func:`nae`, :func:`game`, :func:`count_metrics`;
+- counting: :func:`mae`, :func:`rmse` (the papers' "MSE"), :func:`nae`, :func:`game`, :func:`count_metrics`,
+  :func:`constant_count_metrics` (the training-mean baseline), :func:`count_correlation`;
 - NWPU-Crowd localization protocol: :func:`nwpu_evaluate` / :func:`nwpu_evaluate_files` -> :class:`LocResult`,
   fixed-radius :func:`localization_prf`; CLI ``python -m crowdlib.metrics loc --gt GT --pred PRED``;
 - points: :func:`point_ap`, :func:`point_map_over_radii`, :func:`mle`;
@@ -11,7 +12,8 @@ Every function documents its conventions (matching rule, ties, empty inputs) in 
 from crowdlib.metrics.ap import average_precision, pr_curve
 from crowdlib.metrics.boxes import DEFAULT_SIZE_BINS, box_ap, box_ap_subsets, box_iou, size_subsets, widerface_subsets
 from crowdlib.metrics.maps import target_response
-from crowdlib.metrics.counting import count_metrics, game, grid_edges, mae, mean_game, nae, rmse
+from crowdlib.metrics.counting import (constant_count_metrics, count_correlation, count_metrics, game, grid_edges, mae,
+                                      mean_game, nae, rmse)
 from crowdlib.metrics.nwpu import (
     LocResult,
     SigmaScores,
@@ -33,6 +35,8 @@ __all__ = [
     "size_subsets",
     "widerface_subsets",
     "count_metrics",
+    "constant_count_metrics",
+    "count_correlation",
     "game",
     "grid_edges",
     "mae",

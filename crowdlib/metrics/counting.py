@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["mae", "rmse", "nae", "count_metrics", "game", "mean_game", "grid_edges"]
+__all__ = ["mae", "rmse", "nae", "count_metrics", "constant_count_metrics", "count_correlation", "game", "mean_game",
+           "grid_edges"]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -79,6 +80,33 @@ def count_metrics(pred: Any, gt: Any) -> dict[str, float]:
     value, skipped = nae(p, g, return_skipped=True)
     r = rmse(p, g)
     return {"mae": mae(p, g), "mse": r, "rmse": r, "nae": value, "nae_skipped": skipped, "n_images": int(p.size)}
+
+
+def constant_count_metrics(train_counts: Any, gt: Any) -> dict[str, float]:
+    """The trivial baseline: :func:`count_metrics` of predicting every image's count as the mean count of the
+    training images (``train_counts``; the test counts ``gt`` are only scored, never used to fit the constant).
+    ``"constant"`` holds the predicted count.
+
+    Raises:
+        ValueError: with no training counts.
+    """
+    t = _to_numpy(train_counts).astype(np.float64).reshape(-1)
+    if t.size == 0:
+        raise ValueError("constant_count_metrics: no training counts to average")
+    g = _to_numpy(gt).astype(np.float64).reshape(-1)
+    out = count_metrics(np.full(g.shape, float(t.mean())), g)
+    out["constant"] = float(t.mean())
+    return out
+
+
+def count_correlation(pred: Any, gt: Any) -> float:
+    """Pearson correlation of predicted and true per-image counts: whether a model ranks images by their crowd at
+    all, whatever its bias (a model no better than a constant has r near 0). ``nan`` when either side is
+    constant or there are fewer than two images."""
+    p, g = _counts(pred, gt)
+    if p.size < 2 or np.ptp(p) == 0 or np.ptp(g) == 0:
+        return float("nan")
+    return float(np.corrcoef(p, g)[0, 1])
 
 
 def grid_edges(size: int, cells: int) -> np.ndarray:

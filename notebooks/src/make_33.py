@@ -121,10 +121,35 @@ cells = [
              maps0 = maps if maps0 is None else maps0
          rows += [Row("V", "SSR-HEF, SHB test", m, [ev[k] for ev in evals], ssrhef.PAPER_TABLE5_SHB[m],
                       higher_is_better=False, seeds=list(seeds)) for m, k in (("MAE", "mae"), ("MSE", "mse"))]
+         ref = ssrhef.train_mean_reference(results[0][0], test_records, train_records=train_records)
+         rows += [Row("V", "training-mean count (reference)", m, [ref[k]], None, higher_is_better=False, exact=True)
+                  for m, k in (("MAE", "mae"), ("MSE", "mse"))]
          table5 = results_table(rows, digits=2)
          rep.table(table5, "table5_shb", caption="SSR-HEF on ShanghaiTech B test: MAE / MSE (root mean squared "
                    "error), mean over seeds, beside the paper's Table V row")
          display(table5)
+     """),
+    ("md", """
+     ## Does the model count at all? Predicted against true test counts
+     The MAE above sits beside the trivial counter's (the training split's mean count for every image). The
+     scatter plots each test image's predicted count against its annotated count; the Pearson correlation `r`
+     says whether the model ranks images by their crowd at all (near 0: no better than a constant, whatever
+     the MAE)."""),
+    ("code", """
+     if have_data:
+         from crowdlib.metrics import count_correlation
+
+         fig, ax = plt.subplots(figsize=(4.6, 4.2))
+         for seed, ev in zip(seeds, evals):
+             r = count_correlation(ev["pred"], ev["gt"])
+             ax.scatter(ev["gt"], ev["pred"], s=8, alpha=0.6, label=f"seed {seed}: r {r:.2f}, MAE {ev['mae']:.1f}")
+             print(f"seed {seed}: correlation of predicted and true test counts r = {r:.3f}; mean predicted "
+                   f"{np.mean(ev['pred']):.1f} vs true {np.mean(ev['gt']):.1f}")
+         top = max(max(ev["gt"]) for ev in evals)
+         ax.plot([0, top], [0, top], "k--", lw=1, label="prediction = truth")
+         ax.axhline(ref["constant"], color="gray", ls=":", label=f"training mean ({ref['constant']:.0f}): MAE {ref['mae']:.1f}")
+         ax.set_xlabel("true count"); ax.set_ylabel("predicted count"); ax.legend(fontsize=7)
+         rep.figure(fig, "shb_counts_scatter")
      """),
     ("code", """
      if have_data:

@@ -30,7 +30,7 @@ from .study import (CONTROL, FULL, METRICS, PAPER_TABLE5_SHB, PAPER_TABLE7, PAPE
                     PAPER_TABLE9, STAND_INS, TABLE7_SETTINGS, TABLE8_K, TABLE8_SETTINGS, claim_sentences,
                     control_comparison, control_settings, k_setting,
                     paper_table7_frame, rows_from_long, run_settings, set_data, setting_config, table7_claims,
-                    table7_rows, table8_claims, test_data, training_summary)
+                    table7_rows, table8_claims, test_data, training_summary, train_mean_reference, reference_frame)
 from .analysis import (factor_summary, gt_factor_values, measure_latency, model_factor_values, per_image_counts,
                        segmentation_maps, table9_frame)
 
@@ -44,7 +44,7 @@ __all__ = [
     "TABLE8_K", "TABLE8_SETTINGS", "PAPER_TABLE8",
     "PAPER_TABLE8_MSE_UNREAD", "PAPER_TABLE5_SHB", "PAPER_TABLE9", "METRICS", "k_setting", "set_data", "test_data",
     "setting_config", "run_settings", "rows_from_long", "claim_sentences", "table7_rows", "table7_claims",
-    "table8_claims", "training_summary", "paper_table7_frame",
+    "table8_claims", "training_summary", "paper_table7_frame", "train_mean_reference", "reference_frame",
     "segmentation_maps", "per_image_counts", "model_factor_values", "gt_factor_values", "factor_summary",
     "measure_latency", "table9_frame",
 ]

@@ -23,7 +23,8 @@ __all__ = ["FULL", "TABLE7_SETTINGS", "CONTROL", "control_settings", "control_co
            "STAND_INS", "TABLE8_K", "TABLE8_SETTINGS", "PAPER_TABLE8",
            "PAPER_TABLE8_MSE_UNREAD", "PAPER_TABLE5_SHB", "PAPER_TABLE9", "METRICS", "k_setting", "set_data",
            "test_data", "setting_config", "run_settings", "rows_from_long", "claim_sentences", "table7_rows",
-           "table7_claims", "table8_claims", "training_summary", "paper_table7_frame"]
+           "table7_claims", "table8_claims", "training_summary", "paper_table7_frame", "train_mean_reference",
+           "reference_frame"]
 
 #: The full model's row name (Tables VII and VIII).
 FULL = "SSR-HEF"
@@ -232,6 +233,44 @@ def training_summary(runs: Mapping[tuple[str, int], Mapping[str, Any]]) -> Any:
     out = df.drop(columns=["density term"]).groupby("setting", sort=False).mean(numeric_only=True).drop(columns="seed")
     out.insert(0, "density term", terms)
     return out
+
+
+def train_mean_reference(base: Mapping[str, Any], test_records: Sequence[CrowdRecord],
+                         train_records: Sequence[CrowdRecord] | None = None) -> dict[str, float]:
+    """The trivial baseline of a set: MAE / MSE (RMSE) on ``test_records`` of predicting every image's count as the
+    mean count of the training split of ``base`` (validation images excluded, as in training; the records of
+    ``base["data"]`` are read unless ``train_records`` are given). Test counts are only scored."""
+    from crowdlib.metrics.counting import constant_count_metrics
+
+    from .train import split_records
+
+    records = list(train_records) if train_records is not None else load_records(base["data"], "train")
+    train, _ = split_records(records, make_config(**dict(base)))
+    return constant_count_metrics([r.count for r in train], [r.count for r in test_records])
+
+
+def reference_frame(runs: Mapping[tuple[str, int], Mapping[str, Any]], settings: Sequence[str],
+                    baseline: Mapping[str, float]) -> Any:
+    """Per setting: test MAE (mean over seeds), the training-mean baseline's MAE, how many seeds beat it, and the
+    Pearson correlation of predicted and true test counts (mean and min over seeds): whether the models count
+    images at all or sit near a constant (r near 0)."""
+    import numpy as np
+    import pandas as pd
+
+    from crowdlib.metrics.counting import count_correlation
+
+    recs = []
+    for s in settings:
+        evs = [run["eval"] for (name, _), run in runs.items() if name == s]
+        if not evs:
+            continue
+        maes = np.array([float(e["mae"]) for e in evs])
+        rs = np.array([count_correlation(e["pred"], e["gt"]) for e in evs])
+        recs.append({"setting": s, "test MAE": float(maes.mean()), "training-mean MAE": float(baseline["mae"]),
+                     "seeds beating it": f"{int((maes < float(baseline['mae'])).sum())} of {len(evs)}",
+                     "count r (mean)": float(np.nanmean(rs)) if np.isfinite(rs).any() else float("nan"),
+                     "count r (min)": float(np.nanmin(rs)) if np.isfinite(rs).any() else float("nan")})
+    return pd.DataFrame(recs).set_index("setting")
 
 
 def control_comparison(long_by_set: Mapping[str, Any], metrics: Sequence[str] = METRICS) -> Any:
