@@ -18,7 +18,7 @@ import torch
 
 import crowdlib
 
-__all__ = ["cpu_kernel_info", "check_cpu_isa_pin"]
+__all__ = ["cpu_kernel_info", "check_cpu_isa_pin", "numpy_simd_info"]
 
 _WARNED = False
 
@@ -39,7 +39,27 @@ def cpu_kernel_info() -> dict[str, Any]:
     except (AttributeError, RuntimeError):
         capability = None
     return {"model": model, "aten_capability": capability,
-            "env": {k: os.environ.get(k) for k in crowdlib.CPU_ISA_ENV}}
+            "env": {k: os.environ.get(k) for k in crowdlib.CPU_ISA_ENV}, "numpy_simd": numpy_simd_info()}
+
+
+def numpy_simd_info() -> dict[str, Any]:
+    """NumPy's own SIMD dispatch in this process: its compiled ``baseline``, the ``dispatched`` targets this CPU
+    runs (e.g. ``X86_V3`` for AVX2, ``X86_V4`` for AVX-512; names as the installed NumPy spells them) and
+    ``NPY_DISABLE_CPU_FEATURES`` as set. The crowdlib AVX2 pin does not reach NumPy, which fixes its dispatch when
+    it is imported, and NumPy's float64 ``exp`` differs in the last bit between its AVX2 and AVX-512 kernels: the
+    synthetic scenes then differ by one grey level in about one pixel per million
+    (``benchmarks/simd_data_check.py``), enough for training to diverge from there. Empty lists where NumPy does
+    not expose its dispatch tables."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+    except ImportError:  # NumPy < 2 kept them in numpy.core
+        try:
+            from numpy.core._multiarray_umath import __cpu_baseline__, __cpu_dispatch__, __cpu_features__
+        except ImportError:
+            __cpu_baseline__, __cpu_dispatch__, __cpu_features__ = [], [], {}
+    return {"baseline": [str(f) for f in __cpu_baseline__],
+            "dispatched": [str(f) for f in __cpu_dispatch__ if __cpu_features__.get(f)],
+            "disabled_env": os.environ.get("NPY_DISABLE_CPU_FEATURES")}
 
 
 def check_cpu_isa_pin() -> None:

@@ -72,3 +72,18 @@ def test_kernels_chosen_before_import_crowdlib_are_named_in_a_warning() -> None:
     out = _run(code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "not the AVX2 pin" in out.stdout and "Import crowdlib first" in out.stdout
+
+
+def test_provenance_records_numpy_dispatch_and_the_users_switch() -> None:
+    out = _run(PROBE)
+    assert out.returncode == 0, out.stderr[-2000:]
+    simd = json.loads(out.stdout.strip().splitlines()[-1])["numpy_simd"]
+    assert set(simd) == {"baseline", "dispatched", "disabled_env"}
+    assert simd["disabled_env"] is None and all(isinstance(f, str) for f in simd["dispatched"])
+    if "X86_V4" not in simd["dispatched"]:
+        pytest.skip("NumPy dispatches no X86_V4 (AVX-512) kernels on this host")
+    off = "X86_V4 AVX512_ICL AVX512_SPR"
+    out = _run(PROBE, NPY_DISABLE_CPU_FEATURES=off)
+    assert out.returncode == 0, out.stderr[-2000:]
+    simd = json.loads(out.stdout.strip().splitlines()[-1])["numpy_simd"]
+    assert "X86_V4" not in simd["dispatched"] and simd["disabled_env"] == off
