@@ -123,7 +123,8 @@ def main() -> None:
     if host["dispatched"] == other["dispatched"]:
         print("the two processes dispatch alike: nothing to compare on this host")
     for r in rows:
-        state = "identical" if r["differ_share"] == 0 else f"differs in {r['differ_share']:.2e}, max {r['max_diff']:.3g}"
+        state = ("identical" if r["differ_share"] == 0
+                 else f"differs in {r['differ_share']:.2e}, max {r['max_diff']:.3g}")
         print(f"{r['array']:<24} {r['dtype']:<8} {state}")
     if a.train_epochs > 0:
         with tempfile.TemporaryDirectory() as tmp:
