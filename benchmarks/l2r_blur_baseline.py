@@ -18,9 +18,10 @@ the pool rendered at SHB's own 768 x 1024 (``--size 768 1024``), where the inner
 cue is the zoom itself, which every nest of the method carries, not only our small images. Beside it, notebook
 40's ranking-only network orders 94.7% of held-out pairs and its totals correlate with the true counts at
 r = 0.26; and on validation (``benchmarks/l2r_scarcity_pilot.py``, 5% of the labels, seed 0) multi-task at
-lambda 1, 10 and 100 gives 14.44, 14.42 and 15.31 MAE with curves within 0.3 of each other for the first two
-evaluations (steps 60 and 120): with the margin at 0 the hinge is mostly satisfied (the ranking loss was 0.007
-after 60 steps against a counting loss of 24), so the ranking term hardly acts at any lambda.
+lambda 1, 10 and 100 gives 14.44, 14.42 and 15.31 MAE, the three curves within 0.3 of each other over the first
+two evaluations (steps 60 and 120; elsewhere they part by up to 2 MAE in no consistent direction): with the margin
+at 0 the hinge is mostly satisfied (the ranking loss was 0.007 after 60 training steps against a counting loss of
+24), so the ranking term hardly acts at any lambda.
 """
 from __future__ import annotations
 

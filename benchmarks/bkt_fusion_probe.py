@@ -1,0 +1,120 @@
+"""What does Eq. 8's fusion change, and what moves R in a cycle? A probe of the source models R_0, D_0 (notebook
+51's default profile, trained or read from the cache) on one transfer, reading no target label:
+
+- on the unlabelled target training windows: D_0's detection scores above its counting threshold, the weight map
+  W of Eq. 8 (each detection's score over its k x k window) over the image and over the patches selected for R,
+  and how far the fused target M^R = (1 - W) R + W Psi(D) lies from R's own map there;
+- the crop-context gap: R_0 on an 80 px patch alone against R_0 on the whole window, summed over the same
+  selected patches (in a cycle R is fine-tuned on the patch alone against a target computed on the whole window,
+  so this gap moves R with or without fusion);
+- the cosine between the fine-tuning gradients of R's last layers toward its own map and toward the fused map;
+- on the labelled SOURCE validation split: D_0's localization mAP when its detections are cut at the counting
+  threshold (as notebooks 51-53 score it) and at a floor of 0.005.
+
+Example::
+
+    PYTHONPATH=. python benchmarks/bkt_fusion_probe.py --transfer B A --seed 0
+
+Run on 2026-12-07 at the default profile (seed 0, one thread; trains the three source stages first when the cache
+lacks them, about 3 minutes a transfer): see the README's bi-knowledge transfer section for the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
+    ap.add_argument("--transfer", nargs=2, default=["B", "A"], metavar=("SRC", "TGT"), help="source and target keys")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of the source models")
+    ap.add_argument("--floor", type=float, default=0.005, help="low score floor for the uncut mAP")
+    a = ap.parse_args()
+
+    from crowdlib.losses.bkt import DensityLoss
+    from crowdlib.methods.bkt.data import domain_records, pool_density, split_source
+    from crowdlib.methods.bkt.evaluate import localization_map
+    from crowdlib.methods.bkt.fusion import select_patches
+    from crowdlib.methods.bkt.infer import image_tensor, predict_cells, pseudo_labels, run_detector
+    from crowdlib.methods.bkt.profile import run_config
+    from crowdlib.methods.bkt.study import setting_config
+    from crowdlib.methods.bkt.train import source_models
+    from crowdlib.repro import fixed_threads
+
+    p = yaml.safe_load(Path(a.params).read_text())
+    cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
+    models = source_models(cfg)
+    R, D, thr = models["regressor"], models["detector"], float(models["det_threshold"])
+    if cfg["d_threshold"] == "refit":
+        from crowdlib.methods.bkt.cycles import refit_det_threshold
+
+        thr = refit_det_threshold(D, split_source(domain_records(cfg["source"], "train"), cfg)[1],
+                                  nms_iou=float(models["det_nms_iou"]))
+    p_sz = int(cfg["patch"])
+    rng = np.random.default_rng([a.seed, 17])
+    scores, w_img, w_patch, own, fused, crop_sum, full_sum = [], [], [], [], [], [], []
+    x_self, t_self, t_fused = [], [], []
+    target = [r for r in domain_records(cfg["target"], "train")]
+    with fixed_threads(1), torch.no_grad():
+        for rec in target:
+            lab = pseudo_labels(rec, R, D, None, {**cfg, "fusion": True}, det_threshold=thr,
+                                det_nms_iou=float(models["det_nms_iou"]))
+            scores.append(lab["detections"]["scores"])
+            w_img.append(float(lab["weight"].mean()))
+            sel = select_patches(lab["density"], lab["fused"], patch=p_sz, k=int(cfg["patches_per_image"]),
+                                 mode=cfg["selection"], r_range=cfg["r_range"], r_range_mode=cfg["r_range_mode"],
+                                 d_score=cfg["d_score"], weight=lab["weight"], rng=rng)
+            img = image_tensor(rec)
+            for y, x in sel["r"]:
+                sl = (slice(y, y + p_sz), slice(x, x + p_sz))
+                w_patch.append(float(lab["weight"][sl].mean()))
+                own.append(float(lab["regression"][sl].sum()))
+                fused.append(float(lab["density"][sl].sum()))
+                crop = img[..., y:y + p_sz, x:x + p_sz]
+                crop_sum.append(float(predict_cells(R, crop).sum()))
+                full_sum.append(float(lab["cells"][y // 8:(y + p_sz) // 8, x // 8:(x + p_sz) // 8].sum()))
+                x_self.append(crop[0])
+                t_self.append(lab["regression"][sl].copy())
+                t_fused.append(lab["density"][sl].copy())
+    s = np.concatenate(scores) if scores else np.zeros(0)
+    print(f"{a.transfer[0]}->{a.transfer[1]} seed {a.seed}: {len(target)} unlabelled target windows, D_0 counting "
+          f"threshold {thr:.3g}")
+    if s.size:
+        q = np.percentile(s, [50, 90, 99])
+        print(f"  D_0 scores of kept detections: median {q[0]:.3f}, 90th {q[1]:.3f}, 99th {q[2]:.3f} ({s.size} detections)")
+    print(f"  W (Eq. 8): mean {np.mean(w_img):.4f} over the windows, {np.mean(w_patch):.4f} over R's {len(w_patch)} "
+          f"selected patches")
+    print(f"  on those patches: R's own map sums to {sum(own):.1f}, the fused M^R to {sum(fused):.1f} "
+          f"({100 * (sum(fused) / max(sum(own), 1e-9) - 1):+.1f}%)")
+    print(f"  crop-context gap: R_0 on the {p_sz} px patches alone sums to {sum(crop_sum):.1f}, on the whole windows "
+          f"over the same regions {sum(full_sum):.1f} ({100 * (sum(crop_sum) / max(sum(full_sum), 1e-9) - 1):+.1f}%)")
+
+    crit = DensityLoss(float(cfg["regressor"]["w_mse"]), float(cfg["regressor"]["w_ssim"]))
+    x = torch.stack(x_self)
+    grads = []
+    for t in (t_self, t_fused):
+        params = R.last_layers(int(cfg["r_layers"]))
+        tt = pool_density(torch.as_tensor(np.stack(t))[:, None], 8)
+        loss = crit(R(x), {"density": tt})["loss"]
+        grads.append(torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]))
+    cos = float(torch.dot(grads[0], grads[1]) / (grads[0].norm() * grads[1].norm() + 1e-12))
+    print(f"  fine-tuning gradient of R's last {cfg['r_layers']} layers toward its own map vs toward M^R: cosine "
+          f"{cos:.4f}")
+
+    val = split_source(domain_records(cfg["source"], "train"), cfg)[1]
+    with fixed_threads(1), torch.no_grad():
+        cut = [run_detector(D, image_tensor(r), threshold=thr, nms_iou=float(models["det_nms_iou"]))[0] for r in val]
+        low = [run_detector(D, image_tensor(r), threshold=a.floor, nms_iou=float(models["det_nms_iou"]))[0]
+               for r in val]
+    pts = [r.points for r in val]
+    print(f"  source validation ({len(val)} windows): D_0 mAP {localization_map(cut, pts):.3f} cut at the counting "
+          f"threshold, {localization_map(low, pts):.3f} from a floor of {a.floor:g}")
+
+
+if __name__ == "__main__":
+    main()
