@@ -45,6 +45,27 @@ def test_batches_hold_the_active_parts_only(tmp_path, monkeypatch):
     assert b[1]["density"].shape == (2, 1, 2, 2)
 
 
+def test_paradigms_of_one_seed_draw_the_same_labelled_crops(tmp_path, monkeypatch):
+    """Common random numbers: with separate labelled and pool generators, counting only and multi-task see the same
+    labelled crops at every step (the nests come on top); with one shared generator they would not."""
+    monkeypatch.setenv("CROWDLIB_CACHE", str(tmp_path))
+    base = {**TINY, "steps": 3}
+    count_cfg, multi_cfg = (l2r.make_config(**{**base, "paradigm": p}) for p in ("count", "multitask"))
+    lab = l2r.load_labelled(l2r.load_records(count_cfg["data"])[:4])
+    pool = l2r.load_pool(multi_cfg["pool"])
+
+    def run(cfg, shared):
+        rng = np.random.default_rng(0)
+        return list(L2RBatches(cfg, lab, pool, rng, 0, 3, rank_rng=None if shared else np.random.default_rng(1)))
+
+    count, multi = run(count_cfg, False), run(multi_cfg, False)
+    for c, m in zip(count, multi):
+        assert m["n_count"] == c["n_count"] == 2 and m["n_nests"] == 1
+        assert torch.equal(m["image"][:2], c["image"]) and torch.equal(m["density"], c["density"])
+    shared = run(multi_cfg, True)
+    assert not all(torch.equal(m["image"][:2], c["image"]) for c, m in zip(count, shared))
+
+
 def test_labelled_fractions_are_nested_and_share_validation():
     recs = list(range(40))
     tr_full, va_full = l2r.split_labelled(recs, l2r.make_config(labelled_fraction=1.0, val_fraction=0.2))

@@ -26,8 +26,9 @@ cells = [
      **Setup here.** Labelled: synthetic `shb_like` scenes (a ShanghaiTech B stand-in; notebook 01), a validation
      split carved from them once. Unlabeled pool: other scenes of the same domain whose annotations are dropped
      when read (a test asserts that none reaches a loss), several times as many. Every paradigm that counts makes
-     the same number of counting updates on the same labelled crops; the ranking paradigms add ranking updates
-     (before, interleaved, or in the same mini-batch). Each run keeps its checkpoint with the lowest validation MAE;
+     the same number of counting updates on the same labelled crops in the same order (the labelled draws and the
+     nests come from two generators of the seed, so one seed's paradigms are paired and their gap measures the
+     ranking term); the ranking paradigms add ranking updates (before, interleaved, or in the same mini-batch). Each run keeps its checkpoint with the lowest validation MAE;
      held-out test scenes are only scored."""),
     ("parameters", PARAMS),
     ("code", IMPORTS + """

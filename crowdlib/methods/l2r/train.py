@@ -94,11 +94,16 @@ def split_labelled(records: Sequence[Any], cfg: Mapping[str, Any]) -> tuple[list
 class L2RBatches:
     """``n`` mini-batches of a run's schedule from ``start``: ``{"image", "density", "n_count", "n_nests",
     "nest_size"}`` with the labelled crops (counting steps) first, then the nests (ranking steps). Labelled images
-    and pool images are visited in fresh random orders (epochs); all draws come from ``rng``."""
+    and pool images are visited in fresh random orders (epochs). The labelled draws (order, crops, flips) come from
+    ``rng``, the pool's (order, nests, flips) from ``rank_rng`` (None: ``rng`` too). :func:`train_l2r` passes two
+    generators, so that runs of one seed that differ only in their ranking steps (counting only against
+    multi-task, say) see the same labelled crops in the same order: their per-seed gap then measures the ranking
+    term, not a different draw of labelled crops (common random numbers)."""
 
     def __init__(self, cfg: Mapping[str, Any], labelled: Sequence[LabelledImage], pool: Sequence[Any],
-                 rng: np.random.Generator, start: int, n: int) -> None:
+                 rng: np.random.Generator, start: int, n: int, rank_rng: np.random.Generator | None = None) -> None:
         self.cfg, self.labelled, self.pool, self.rng = cfg, labelled, pool, rng
+        self.rank_rng = rng if rank_rng is None else rank_rng
         self.start, self.n = int(start), int(n)
         self._orders: dict[str, list[int]] = {"labelled": [], "pool": []}
 
@@ -107,9 +112,10 @@ class L2RBatches:
 
     def _draw(self, which: str, size: int, k: int) -> list[int]:
         out, order = [], self._orders[which]
+        gen = self.rng if which == "labelled" else self.rank_rng
         while len(out) < k:
             if not order:
-                order.extend(self.rng.permutation(size).tolist())
+                order.extend(gen.permutation(size).tolist())
             out.append(order.pop(0))
         return out
 
@@ -127,7 +133,7 @@ class L2RBatches:
                 batch.update(density=y, n_count=len(idx))
             if RANK in active:
                 idx = self._draw("pool", len(self.pool), int(cfg["nests_per_batch"]))
-                x, _ = sample_nests(self.pool, idx, cfg, self.rng)
+                x, _ = sample_nests(self.pool, idx, cfg, self.rank_rng)
                 xs.append(x)
                 batch["n_nests"] = len(idx)
             batch["image"] = torch.cat(xs)
@@ -166,7 +172,8 @@ def train_l2r(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
 def _train(cfg: dict[str, Any], progress: bool, device: str | torch.device | None) -> dict[str, Any]:
     seed = int(cfg["seed"])
     seed_everything(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # labelled draws: the same stream in every paradigm of a seed
+    rank_rng = np.random.default_rng([seed, 1])  # the pool's nests: a stream of their own
     dev = pick_device(device)
     t_start = time.perf_counter()
     train_recs, val_recs = split_labelled(load_records(cfg["data"], "train"), cfg)
@@ -188,7 +195,7 @@ def _train(cfg: dict[str, Any], progress: bool, device: str | torch.device | Non
     history: list[dict[str, Any]] = []
     best: dict[str, float] = {"mae": float("inf"), "mse": float("inf")}
     best_state, best_step, done, imgs, secs, counted = None, 0, 0, 0.0, 0.0, False
-    batches = L2RBatches(cfg, labelled, pool, rng, 0, 0)
+    batches = L2RBatches(cfg, labelled, pool, rng, 0, 0, rank_rng=rank_rng)
     bar = tqdm(total=total, desc=f"train l2r {cfg['paradigm']} seed {seed}", leave=False, disable=not progress)
     while done < total:
         n = min(every, total - done)
