@@ -9,7 +9,12 @@
   so this gap moves R with or without fusion);
 - the cosine between the fine-tuning gradients of R's last layers toward its own map and toward the fused map;
 - on the labelled SOURCE validation split: D_0's localization mAP when its detections are cut at the counting
-  threshold (as notebooks 51-53 score it) and at a floor of 0.005.
+  threshold (as notebooks 51-53 score it) and at a floor of 0.005;
+- would a calibrated W make Eq. 8 act, and act well? On the source validation split: the precision of D_0's
+  detections per score band (a detection is right when it is the first, by score, to claim an annotated head within
+  half its predicted size, at least 4 px), a Platt scaling of the kept detections' scores to that precision, the
+  calibrated W over R's target patches, and the count MAE of R alone, of M^R with the raw W (Eq. 8 as implemented)
+  and of M^R with the calibrated W (a label-legal test of the fusion's premise, source models on source images).
 
 Example::
 
@@ -20,7 +25,12 @@ lacks them, about 3 minutes a transfer), B→A / A→B: D_0's kept scores median
 0.198 / 0.159; mean W 0.0247 / 0.0061 over the windows and 0.0201 / 0.0080 over R's 48 selected patches; M^R sums
 +0.5% / +2.1% above R's own map there; R_0 on the 80 px patches alone -19.2% / +31.1% against the whole window;
 gradient cosine 1.0000 / 0.9999; source-validation D_0 mAP 0.727 / 0.269 cut at the counting threshold (0.045 /
-0.06) and 0.798 / 0.515 from the 0.005 floor.
+0.06) and 0.798 / 0.515 from the 0.005 floor. Section (5), run the same day on the same seed and transfers: the
+kept detections' source-validation precision is 0.48 / 0.55 just above the counting threshold, 0.79 / 1.00 at
+scores 0.1-0.2 and 0.97-1.00 above 0.2 (D's scores are low but well ranked); the Platt scaling of them raises W over
+R's target patches from 0.020 / 0.008 to 0.081 / 0.046 and moves M^R there +2.9% / +14.5% from R's map, but on the
+source validation split M^R's count MAE is 3.60 / 12.66 with the raw W against 8.80 / 22.29 with the calibrated one
+(R alone 4.85 / 11.17): a calibrated W makes Eq. 8 act, and act worse, so W stays D's raw score.
 """
 from __future__ import annotations
 
@@ -118,6 +128,88 @@ def main() -> None:
     pts = [r.points for r in val]
     print(f"  source validation ({len(val)} windows): D_0 mAP {localization_map(cut, pts):.3f} cut at the counting "
           f"threshold, {localization_map(low, pts):.3f} from a floor of {a.floor:g}")
+    calibration(R, D, thr, models, cfg, val, target, low, pts, p_sz, a.seed)
+
+
+def _hits(det: dict, gt: np.ndarray) -> np.ndarray:
+    """1 where a detection is the first, by score, to claim an unclaimed head within max(size / 2, 4) px."""
+    order, used = np.argsort(-det["scores"], kind="stable"), np.zeros(len(gt), bool)
+    hit = np.zeros(len(det["scores"]), np.float64)
+    for j in order:
+        if not len(gt):
+            break
+        d = np.hypot(*(gt - det["points"][j]).T)
+        d[used] = np.inf
+        k = int(np.argmin(d))
+        if d[k] <= max(0.5 * float(det["sizes"][j]), 4.0):
+            used[k], hit[j] = True, 1.0
+    return hit
+
+
+def _platt(scores: np.ndarray, hits: np.ndarray) -> tuple[float, float]:
+    """Logistic fit ``P(hit) = sigmoid(a logit(s) + b)`` by Newton steps."""
+    s = np.clip(scores, 1e-6, 1 - 1e-6)
+    z = np.log(s / (1 - s))
+    theta = np.zeros(2)
+    X = np.stack([z, np.ones_like(z)], 1)
+    for _ in range(50):
+        q = 1 / (1 + np.exp(-(X @ theta)))
+        hess = X.T @ (X * (q * (1 - q))[:, None]) + 1e-9 * np.eye(2)
+        theta = theta - np.linalg.solve(hess, X.T @ (q - hits))
+    return float(theta[0]), float(theta[1])
+
+
+def calibration(R, D, thr, models, cfg, val, target, low, pts, p_sz, seed) -> None:
+    """Section (5) of the module docstring."""
+    from crowdlib.methods.bkt.fusion import confidence_map, fuse_density, kernel_radii, select_patches
+    from crowdlib.methods.bkt.infer import pseudo_labels
+    from crowdlib.repro import fixed_threads
+
+    sc = np.concatenate([d["scores"] for d in low])
+    hit = np.concatenate([_hits(d, np.asarray(g, np.float64).reshape(-1, 2)) for d, g in zip(low, pts)])
+    bands = [(0.0, thr), (thr, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.01)]
+    print("  source validation precision of D_0's detections by score: " + ", ".join(
+        f"[{lo:.3g}, {hi:.3g}) {hit[(sc >= lo) & (sc < hi)].mean():.2f} (n {int(((sc >= lo) & (sc < hi)).sum())})"
+        for lo, hi in bands if ((sc >= lo) & (sc < hi)).any()))
+    kept = sc > thr
+    a_, b_ = _platt(sc[kept], hit[kept])
+
+    def cal(s: np.ndarray) -> np.ndarray:
+        s = np.clip(np.asarray(s, np.float64), 1e-6, 1 - 1e-6)
+        return 1 / (1 + np.exp(-(a_ * np.log(s / (1 - s)) + b_)))
+
+    sf, tr, nms = float(cfg["sigma_factor"]), float(cfg["truncate"]), float(models["det_nms_iou"])
+
+    def fused_cal(lab: dict) -> np.ndarray:
+        det = lab["detections"]
+        w = confidence_map(det["points"], cal(det["scores"]), kernel_radii(det["sizes"], sf, tr),
+                           lab["regression"].shape)
+        return w, fuse_density(lab["regression"], lab["psi"], w)
+
+    rng = np.random.default_rng([seed, 17])
+    w_raw, w_cal, own, f_cal = [], [], 0.0, 0.0
+    err = {"R": [], "raw": [], "cal": []}
+    with fixed_threads(1), torch.no_grad():
+        for rec in target:
+            lab = pseudo_labels(rec, R, D, None, {**cfg, "fusion": True}, det_threshold=thr, det_nms_iou=nms)
+            w, m = fused_cal(lab)
+            sel = select_patches(lab["density"], lab["fused"], patch=p_sz, k=int(cfg["patches_per_image"]),
+                                 mode=cfg["selection"], r_range=cfg["r_range"], r_range_mode=cfg["r_range_mode"],
+                                 d_score=cfg["d_score"], weight=lab["weight"], rng=rng)
+            for y, x in sel["r"]:
+                sl = (slice(y, y + p_sz), slice(x, x + p_sz))
+                w_raw.append(float(lab["weight"][sl].mean()))
+                w_cal.append(float(w[sl].mean()))
+                own += float(lab["regression"][sl].sum())
+                f_cal += float(m[sl].sum())
+        for rec in val:
+            lab = pseudo_labels(rec, R, D, None, {**cfg, "fusion": True}, det_threshold=thr, det_nms_iou=nms)
+            for k, v in (("R", lab["regression"]), ("raw", lab["density"]), ("cal", fused_cal(lab)[1])):
+                err[k].append(abs(float(v.sum()) - rec.count))
+    print(f"  Platt scaling of the kept scores (a {a_:.2f}, b {b_:.2f}): W over R's target patches {np.mean(w_raw):.4f}"
+          f" raw, {np.mean(w_cal):.4f} calibrated; M^R there {100 * (f_cal / max(own, 1e-9) - 1):+.1f}% from R's map")
+    print(f"  source validation count MAE: R alone {np.mean(err['R']):.2f}, M^R with raw W {np.mean(err['raw']):.2f}, "
+          f"M^R with calibrated W {np.mean(err['cal']):.2f}")
 
 
 if __name__ == "__main__":
