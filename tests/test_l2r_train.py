@@ -66,6 +66,28 @@ def test_paradigms_of_one_seed_draw_the_same_labelled_crops(tmp_path, monkeypatc
     assert not all(torch.equal(m["image"][:2], c["image"]) for c, m in zip(count, shared))
 
 
+def test_every_counting_paradigm_gets_the_same_checkpoints():
+    """Validation is scored after every eval_every counting steps: alternating gets no extra checkpoints after its
+    ranking blocks; the chunks still end every eval_every steps for the logged history."""
+    from crowdlib.methods.l2r.train import checkpoints
+
+    base = dict(steps=300, rank_steps=300, eval_every=60, alternate_every=75)
+    n_evals = {}
+    for p in ("count", "multitask", "rank_finetune", "alternate"):
+        cfg = l2r.make_config(paradigm=p, **base)
+        ends, evals = checkpoints(cfg)
+        s = schedule(cfg)
+        assert evals <= set(ends) and ends[-1] == total_steps(cfg)
+        assert set(range(60, total_steps(cfg), 60)) <= set(ends)
+        assert [sum(COUNT in q for q in s[:e]) for e in sorted(evals)] == [60, 120, 180, 240, 300]
+        n_evals[p] = len(evals)
+    assert set(n_evals.values()) == {5}
+    assert checkpoints(l2r.make_config(paradigm="count", **base))[0] == [60, 120, 180, 240, 300]
+    alt_ends, alt_evals = checkpoints(l2r.make_config(paradigm="alternate", **base))
+    assert sorted(alt_evals) == [135, 270, 405, 540, 600] and 135 in alt_ends
+    assert checkpoints(l2r.make_config(paradigm="rank", **base)) == ([60, 120, 180, 240, 300], set())
+
+
 def test_labelled_fractions_are_nested_and_share_validation():
     recs = list(range(40))
     tr_full, va_full = l2r.split_labelled(recs, l2r.make_config(labelled_fraction=1.0, val_fraction=0.2))

@@ -28,8 +28,10 @@ cells = [
      when read (a test asserts that none reaches a loss), several times as many. Every paradigm that counts makes
      the same number of counting updates on the same labelled crops in the same order (the labelled draws and the
      nests come from two generators of the seed, so one seed's paradigms are paired and their gap measures the
-     ranking term); the ranking paradigms add ranking updates (before, interleaved, or in the same mini-batch). Each run keeps its checkpoint with the lowest validation MAE;
-     held-out test scenes are only scored."""),
+     ranking term); the ranking paradigms add ranking updates (before, interleaved, or in the same mini-batch).
+     Validation is scored after every `eval_every` counting steps, so every paradigm has the same checkpoints
+     (alternating's ranking blocks add none), and each run keeps the one with the lowest validation MAE; held-out
+     test scenes are only scored."""),
     ("parameters", PARAMS),
     ("code", IMPORTS + """
      apply_thread_limit()

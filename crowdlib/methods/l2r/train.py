@@ -20,7 +20,7 @@ from .config import make_config
 from .data import LabelledImage, load_labelled, load_pool, load_records, sample_count_crops, sample_nests
 from .infer import evaluate_model
 
-__all__ = ["phase", "schedule", "total_steps", "split_labelled", "L2RBatches", "train_l2r", "load_trained",
+__all__ = ["phase", "schedule", "total_steps", "checkpoints", "split_labelled", "L2RBatches", "train_l2r", "load_trained",
            "get_or_train_l2r"]
 
 COUNT, RANK = "count", "rank"
@@ -68,6 +68,24 @@ def phase(cfg: Mapping[str, Any], step: int) -> frozenset[str]:
 def schedule(cfg: Mapping[str, Any]) -> list[frozenset[str]]:
     """:func:`phase` of every step of a run."""
     return [phase(cfg, k) for k in range(total_steps(cfg))]
+
+
+def checkpoints(cfg: Mapping[str, Any]) -> tuple[list[int], set[int]]:
+    """``(chunk ends, evaluation steps)`` of a run. Validation is scored after every ``eval_every`` *counting*
+    steps (and at the end): the same number of checkpoints, after the same numbers of counting updates, in every
+    paradigm that counts, so that none gets more chances in the model selection (alternating's ranking blocks would
+    otherwise add checkpoints that follow ranking steps only). Training runs in chunks that end at those steps and
+    at every ``eval_every`` steps (the logged history). Ranking-only runs are scored once, at the end."""
+    total, every = total_steps(cfg), int(cfg["eval_every"])
+    marks, n = set(), 0
+    for k, p in enumerate(schedule(cfg)):
+        if COUNT in p:
+            n += 1
+            if n % every == 0:
+                marks.add(k + 1)
+    if n:
+        marks.add(total)
+    return sorted(set(range(every, total, every)) | marks | {total}), marks
 
 
 def split_labelled(records: Sequence[Any], cfg: Mapping[str, Any]) -> tuple[list, list]:
@@ -156,8 +174,9 @@ def train_l2r(cfg: Mapping[str, Any], progress: bool = True, device: str | torch
 
     Runs under :class:`crowdlib.repro.fixed_threads` with ``cfg["threads"]`` intra-op threads: SGD (momentum,
     weight decay) or Adam at a constant ``lr`` for :func:`total_steps` steps of the paradigm's :func:`schedule`, in
-    chunks of ``eval_every``; after each chunk that follows a counting step the counts of the validation images
-    are scored and the best state (``select_metric``) is kept (``select="best"``; ranking-only runs keep the last).
+    the chunks of :func:`checkpoints`; after every ``eval_every`` counting steps (and at the end) the counts of the
+    validation images are scored and the best state (``select_metric``) is kept (``select="best"``; ranking-only
+    runs keep the last).
 
     Returns:
         ``{"model": state_dict, "best_step", "best_val": {mae, mse}, "history": [per chunk: step, phase, loss
@@ -190,16 +209,16 @@ def _train(cfg: dict[str, Any], progress: bool, device: str | torch.device | Non
                               weight_decay=float(cfg["weight_decay"]))
     else:
         opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-    total, metric, every = total_steps(cfg), str(cfg["select_metric"]), int(cfg["eval_every"])
+    total, metric = total_steps(cfg), str(cfg["select_metric"])
+    ends, evals = checkpoints(cfg)
     count_only_last = cfg["paradigm"] == "rank" or cfg["select"] == "last"
     history: list[dict[str, Any]] = []
     best: dict[str, float] = {"mae": float("inf"), "mse": float("inf")}
-    best_state, best_step, done, imgs, secs, counted = None, 0, 0, 0.0, 0.0, False
+    best_state, best_step, done, imgs, secs = None, 0, 0, 0.0, 0.0
     batches = L2RBatches(cfg, labelled, pool, rng, 0, 0, rank_rng=rank_rng)
     bar = tqdm(total=total, desc=f"train l2r {cfg['paradigm']} seed {seed}", leave=False, disable=not progress)
-    while done < total:
-        n = min(every, total - done)
-        counted = counted or any(COUNT in phase(cfg, k) for k in range(done, done + n))
+    for end in ends:
+        n = end - done
         stats = train_one_epoch(model, criterion, batches.advance(n), opt, dev, len(history), progress=False,
                                 max_steps=n, max_norm=float(cfg["max_norm"]))
         done += int(stats["steps"])
@@ -210,7 +229,7 @@ def _train(cfg: dict[str, Any], progress: bool, device: str | torch.device | Non
                "images_per_s": float(stats["images_per_s"])}
         rec.update({f"loss_{k}" if k != "loss" else "loss": float(v) for k, v in stats.items()
                     if k not in ("steps", "images", "seconds", "images_per_s")})
-        if counted:
+        if done in evals:
             ev = evaluate_model(model, val, dev, test_side=int(cfg["test_side"]), threads=int(cfg["threads"]))
             rec.update(val_mae=float(ev["mae"]), val_mse=float(ev["mse"]))
             better = float(ev[metric]) < best[metric] and not count_only_last
