@@ -72,7 +72,7 @@ def main() -> None:
     p_sz = int(cfg["patch"])
     rng = np.random.default_rng([a.seed, 17])
     scores, w_img, w_patch, own, fused, crop_sum, full_sum = [], [], [], [], [], [], []
-    x_self, t_self, t_fused = [], [], []
+    x_self, t_self, t_fused, target_labs = [], [], [], []
     target = list(domain_records(cfg["target"], "train"))
     with fixed_threads(1), torch.no_grad():
         for rec in target:
@@ -83,6 +83,7 @@ def main() -> None:
             sel = select_patches(lab["density"], lab["fused"], patch=p_sz, k=int(cfg["patches_per_image"]),
                                  mode=cfg["selection"], r_range=cfg["r_range"], r_range_mode=cfg["r_range_mode"],
                                  d_score=cfg["d_score"], weight=lab["weight"], rng=rng)
+            target_labs.append((lab, sel["r"]))
             img = image_tensor(rec)
             for y, x in sel["r"]:
                 sl = (slice(y, y + p_sz), slice(x, x + p_sz))
@@ -128,11 +129,12 @@ def main() -> None:
     pts = [r.points for r in val]
     print(f"  source validation ({len(val)} windows): D_0 mAP {localization_map(cut, pts):.3f} cut at the counting "
           f"threshold, {localization_map(low, pts):.3f} from a floor of {a.floor:g}")
-    calibration(R, D, thr, models, cfg, val, target, low, pts, p_sz, a.seed)
+    calibration(R, D, thr, float(models["det_nms_iou"]), cfg, val, target_labs, low, pts, p_sz)
 
 
 def _hits(det: dict, gt: np.ndarray) -> np.ndarray:
-    """1 where a detection is the first, by score, to claim an unclaimed head within max(size / 2, 4) px."""
+    """1 where a detection is the first, by score, to claim an unclaimed head within max(size / 2, 4) px: a radius
+    per detection (its own head), which ``crowdlib.metrics.greedy_point_matching`` (one radius) does not take."""
     order, used = np.argsort(-det["scores"], kind="stable"), np.zeros(len(gt), bool)
     hit = np.zeros(len(det["scores"]), np.float64)
     for j in order:
@@ -159,9 +161,10 @@ def _platt(scores: np.ndarray, hits: np.ndarray) -> tuple[float, float]:
     return float(theta[0]), float(theta[1])
 
 
-def calibration(R, D, thr, models, cfg, val, target, low, pts, p_sz, seed) -> None:
-    """Section (5) of the module docstring."""
-    from crowdlib.methods.bkt.fusion import confidence_map, fuse_density, kernel_radii, select_patches
+def calibration(R, D, thr, nms, cfg, val, target_labs, low, pts, p_sz) -> None:
+    """Section (5) of the module docstring; ``target_labs``: per target window its pseudo labels and R's patch
+    corners from :func:`main`, ``low``: D_0's detections on ``val`` from the score floor, ``pts`` their heads."""
+    from crowdlib.methods.bkt.fusion import confidence_map, fuse_density, kernel_radii
     from crowdlib.methods.bkt.infer import pseudo_labels
     from crowdlib.repro import fixed_threads
 
@@ -178,36 +181,32 @@ def calibration(R, D, thr, models, cfg, val, target, low, pts, p_sz, seed) -> No
         s = np.clip(np.asarray(s, np.float64), 1e-6, 1 - 1e-6)
         return 1 / (1 + np.exp(-(a_ * np.log(s / (1 - s)) + b_)))
 
-    sf, tr, nms = float(cfg["sigma_factor"]), float(cfg["truncate"]), float(models["det_nms_iou"])
+    sf, tr = float(cfg["sigma_factor"]), float(cfg["truncate"])
 
-    def fused_cal(lab: dict) -> np.ndarray:
+    def fused_cal(lab: dict) -> tuple[np.ndarray, np.ndarray]:
         det = lab["detections"]
         w = confidence_map(det["points"], cal(det["scores"]), kernel_radii(det["sizes"], sf, tr),
                            lab["regression"].shape)
         return w, fuse_density(lab["regression"], lab["psi"], w)
 
-    rng = np.random.default_rng([seed, 17])
     w_raw, w_cal, own, f_cal = [], [], 0.0, 0.0
+    for lab, corners in target_labs:
+        w, m = fused_cal(lab)
+        for y, x in corners:
+            sl = (slice(y, y + p_sz), slice(x, x + p_sz))
+            w_raw.append(float(lab["weight"][sl].mean()))
+            w_cal.append(float(w[sl].mean()))
+            own += float(lab["regression"][sl].sum())
+            f_cal += float(m[sl].sum())
     err = {"R": [], "raw": [], "cal": []}
     with fixed_threads(1), torch.no_grad():
-        for rec in target:
-            lab = pseudo_labels(rec, R, D, None, {**cfg, "fusion": True}, det_threshold=thr, det_nms_iou=nms)
-            w, m = fused_cal(lab)
-            sel = select_patches(lab["density"], lab["fused"], patch=p_sz, k=int(cfg["patches_per_image"]),
-                                 mode=cfg["selection"], r_range=cfg["r_range"], r_range_mode=cfg["r_range_mode"],
-                                 d_score=cfg["d_score"], weight=lab["weight"], rng=rng)
-            for y, x in sel["r"]:
-                sl = (slice(y, y + p_sz), slice(x, x + p_sz))
-                w_raw.append(float(lab["weight"][sl].mean()))
-                w_cal.append(float(w[sl].mean()))
-                own += float(lab["regression"][sl].sum())
-                f_cal += float(m[sl].sum())
         for rec in val:
             lab = pseudo_labels(rec, R, D, None, {**cfg, "fusion": True}, det_threshold=thr, det_nms_iou=nms)
             for k, v in (("R", lab["regression"]), ("raw", lab["density"]), ("cal", fused_cal(lab)[1])):
                 err[k].append(abs(float(v.sum()) - rec.count))
-    print(f"  Platt scaling of the kept scores (a {a_:.2f}, b {b_:.2f}): W over R's target patches {np.mean(w_raw):.4f}"
-          f" raw, {np.mean(w_cal):.4f} calibrated; M^R there {100 * (f_cal / max(own, 1e-9) - 1):+.1f}% from R's map")
+    print(f"  Platt scaling of the kept scores (a {a_:.2f}, b {b_:.2f}): W over R's target patches "
+          f"{np.mean(w_raw):.4f} raw, {np.mean(w_cal):.4f} calibrated; M^R there "
+          f"{100 * (f_cal / max(own, 1e-9) - 1):+.1f}% from R's map")
     print(f"  source validation count MAE: R alone {np.mean(err['R']):.2f}, M^R with raw W {np.mean(err['raw']):.2f}, "
           f"M^R with calibrated W {np.mean(err['cal']):.2f}")
 
