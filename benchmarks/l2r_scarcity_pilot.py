@@ -23,7 +23,18 @@ every gap at small fractions:
   100%; multi-task lambda 1: 14.44 / 13.71 and 10.64 / 14.23; lambda 10: 14.42 / 13.10 and 11.26 / 14.89;
   lambda 100: 15.31 / 12.91 and 12.28 / 16.19. At 5%, seed 0, the three curves agree within 0.3 over
   the first two evaluations; elsewhere they part by up to 2 MAE in no consistent direction. The ranking hinge is
-  mostly satisfied (``benchmarks/l2r_blur_baseline.py``), so no lambda stands out and the default keeps 1."""
+  mostly satisfied (``benchmarks/l2r_blur_baseline.py``), so no lambda stands out and the default keeps 1.
+- batch norm (2026-12-07, after the paired paradigms of a350f49, seeds 0 / 1 / 2, ``--fractions 0.05 1.0``),
+  validation MAE: with training-mode batch norm counting only 14.54 / 14.85 / 14.66 at 5% and 14.27 / 12.32 /
+  11.78 at 100%, multi-task 12.49 / 13.73 / 11.00 and 12.69 / 9.40 / 12.66, and multi-task with ``--set lam=0.0``
+  (nests in the batch, no ranking loss) 12.45 / 13.80 / 10.98 and 12.82 / 9.10 / 12.54: the same as lambda 1,
+  so multi-task's whole lead came from the nests' share of the batch statistics. ``--cfg freeze_bn=True`` (eval-mode
+  batch norm, ImageNet statistics): counting only 9.64 / 10.19 / 19.62 and 10.29 / 10.76 / 15.76, multi-task 9.37 /
+  10.83 / 9.78 and 10.53 / 10.06 / 18.00 (mean of the four rows 12.07 against 12.87 unfrozen); frozen at
+  ``--set lr=0.0001``: 10.92 / 14.42 / 12.71, 10.66 / 10.60 / 17.14, 11.03 / 12.69 / 12.84, 10.68 / 10.68 / 17.15
+  (mean 12.63; smoother curves, still falling at step 300). So the ImageNet runs keep batch norm frozen at lr 3e-4.
+  From scratch (``--cfg freeze_bn=True pretrained=False``, counting only, 100%, seed 0) frozen batch norm does not
+  learn: 68.4 at lr 1e-4 and 68.9 at 3e-4, against 39.3 (notebook 41, 3 seeds) trained; scratch runs train it."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +65,8 @@ def base_config(p: dict, **over) -> dict:
                optimizer=p["optimizer"], lr=p["lr"], max_norm=p["max_norm"], val_fraction=p["val_fraction"],
                load_side=max(hw))
     cfg.update(over)
+    if "freeze_bn" not in over:  # as the notebooks: only ImageNet-initialised runs keep their statistics
+        cfg["freeze_bn"] = bool(p.get("freeze_bn", False) and cfg["pretrained"])
     return l2r.make_config(**cfg)
 
 

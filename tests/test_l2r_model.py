@@ -38,3 +38,25 @@ def test_registry_builds_model_and_criterion():
         assert (model(torch.randn(1, 3, 64, 64))["density"] >= 0).all()
     with pytest.raises(ValueError, match="head_kernel"):
         L2RNet("tiny", pretrained=False, head_kernel=2)
+
+
+@pytest.mark.parametrize("freeze_bn", [True, False])
+def test_frozen_batch_norm_keeps_nests_from_changing_the_labelled_outputs(freeze_bn):
+    """A multi-task mini-batch holds labelled crops and a nest. With ``freeze_bn`` (eval-mode batch norm in
+    training) the labelled crops' maps do not depend on what else is in the batch, so ``lambda = 0`` trains as
+    counting only; in training-mode batch norm the nest changes them (the batch effect measured on validation)."""
+    torch.manual_seed(0)
+    net = L2RNet("tiny", pretrained=False, freeze_bn=freeze_bn)
+    with torch.no_grad():  # non-trivial running statistics, as ImageNet's would be
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    net.train()
+    labelled, nest = torch.randn(4, 3, 64, 64), 2.0 + torch.randn(5, 3, 64, 64)
+    alone = net(labelled)["density"]
+    mixed = net(torch.cat([labelled, nest]))["density"][:4]
+    assert torch.allclose(alone, mixed, atol=1e-5) is freeze_bn
+    bn = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(not m.training for m in bn) is freeze_bn  # train() leaves them in eval mode when frozen
+    assert net.training

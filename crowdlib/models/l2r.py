@@ -12,7 +12,10 @@ The head is one ``head_kernel`` x ``head_kernel`` convolution with a bias; ``den
 no output non-linearity) puts a ReLU on it. ``freeze_bn`` keeps MobileNetV2's batch-norm layers in eval mode during
 training (their ImageNet statistics; the affine parameters still learn): a mini-batch mixes labelled crops with the
 strongly correlated crops of a nest, whose batch statistics would otherwise differ from those of evaluation (VGG-16
-has no batch norm). The builder returns ``(model, L2RLoss)``.
+has no batch norm). Measured on validation (``benchmarks/l2r_scarcity_pilot.py``), training-mode batch norm let the
+nests alone (``lam=0``) give multi-task its lead over counting only; frozen, a nest cannot change a labelled crop's
+output. From scratch there are no statistics to keep (frozen, MobileNetV2 does not learn here), so notebooks 40-42
+freeze it only in ImageNet-initialised runs. The builder returns ``(model, L2RLoss)``.
 """
 from __future__ import annotations
 

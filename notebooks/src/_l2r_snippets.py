@@ -15,6 +15,7 @@ pool_seed = 2  # seed of the unlabeled scenes (never the labelled or test seed)
 test_seed = 4001  # seed of the held-out test scenes (fresh: no other notebook uses it; default profile: 4003, as 4001 and 4002 have been scored)
 backbone = "mobilenet_v2"  # counting network trunk (paper: "vgg16", conv1_1..conv5_3; its ImageNet file is not on this machine)
 pretrained = True  # ImageNet weights available for the backbone (False: only the from-scratch rows are trained)
+freeze_bn = True  # ImageNet-initialised runs keep batch norm in eval mode (its ImageNet statistics), so the nests in a mini-batch cannot change the labelled crops' normalisation; from-scratch runs have no statistics to keep and train it (paper: VGG-16, no batch norm; chosen on validation, benchmarks/l2r_scarcity_pilot.py)
 crop = 64  # side of the labelled crops and nest crops fed to the network, px (paper: 224, giving a 14 x 14 map)
 test_zoom = 1.25  # test and validation images are resized to a short side of crop * test_zoom (paper: whole images at native size)
 crop_range = [0.5, 1.0]  # labelled crop side as a fraction of the image's short side (paper: not in the review)
@@ -48,13 +49,14 @@ BASE_CODE = """
          \"\"\"The base config of the synthetic studies: every row is this plus its override (paradigm, init, fraction).\"\"\"
          data = {"kind": "synthetic", "presets": [preset], "n": n_train, "seed": data_seed, "height": hw[0], "width": hw[1]}
          pool = [{"kind": "synthetic", "presets": [preset], "n": n_pool, "seed": pool_seed, "height": hw[0], "width": hw[1]}]
-         cfg = dict(data=data, pool=pool, backbone=backbone, pretrained=pretrained, input_size=crop,
+         cfg = dict(data=data, pool=pool, backbone=backbone, pretrained=pretrained, freeze_bn=freeze_bn, input_size=crop,
                     test_side=int(round(crop * test_zoom)), crop_range=list(crop_range), batch_size=batch_size,
                     nests_per_batch=nests_per_batch, nest_k=nest_k, nest_scale=nest_scale, anchor_region=anchor_region,
                     lam=lam, margin=margin, steps=steps, rank_steps=max(1, int(round(rank_ratio * steps))),
                     alternate_every=max(1, steps // alternate_blocks), eval_every=eval_every, optimizer=optimizer,
                     lr=lr, max_norm=max_norm, val_fraction=val_fraction, load_side=max(hw))
          cfg.update(over)
+         cfg["freeze_bn"] = bool(freeze_bn and cfg["pretrained"])  # scratch: no statistics to keep
          return l2r.make_config(**cfg)
 
 

@@ -138,7 +138,11 @@ cells = [
      """),
     ("md", """
      **How to read this.** Each fraction's two rows share the labelled images, the crops' sampling and the
-     counting updates; multi-task adds one nest of the fixed pool to every mini-batch. Validation (model
+     counting updates; multi-task adds one nest of the fixed pool to every mini-batch. Both keep batch norm at its
+     ImageNet statistics (`freeze_bn`; notebook 41 says why): in training mode the nests changed the labelled
+     crops' normalisation, and on validation that alone (`lambda = 0`) gave multi-task its whole lead over
+     counting only. With it frozen a nest cannot change a labelled crop's output (a test asserts it), so
+     `lambda = 0` would train as counting only and each gap below is the ranking loss's. Validation (model
      selection) uses the same carved-out labelled scenes for every fraction, so the small fractions are selected
      with more labels than they train on, as they would be in a study that keeps a validation set; this favours
      neither row. The smoke profile trains a few steps: its numbers mean only that the pipeline runs. In the
