@@ -12,6 +12,11 @@ from crowdlib.study import rows_from_long
 def test_table2_settings_and_claims():
     s = l2s.table2_settings()
     assert len(s) == 8 and s["multi-task, ImageNet"] == {"paradigm": "multitask", "pretrained": True}
+    # scratch rows train batch norm whatever the base's freeze_bn (no statistics to keep)
+    assert s["multi-task, scratch"] == {"paradigm": "multitask", "pretrained": False, "freeze_bn": False}
+    base = {"freeze_bn": True, "pretrained": True}
+    assert l2s.setting_config(base, s["counting only, scratch"], 0)["freeze_bn"] is False
+    assert l2s.setting_config(base, s["counting only, ImageNet"], 0)["freeze_bn"] is True
     claims = l2s.table2_claims()
     assert len(claims) == 4 + 4 and all(c.metric == "MAE" for c in claims)
     assert {c.better for c in claims[:4]} == {"multi-task, ImageNet", "multi-task, scratch"}
