@@ -21,7 +21,9 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=128, help="crop side in px")
     ap.add_argument("--eval-every", type=int, default=50, help="validation every this many steps")
     ap.add_argument("--no-pretrained", action="store_true", help="train from scratch")
-    ap.add_argument("--freeze-bn", action="store_true", help="batch norm in eval mode during training")
+    ap.add_argument("--freeze-bn", choices=["pretrained", "true", "false"], default="pretrained",
+                    help="batch norm in eval mode during training: only when ImageNet-initialised (default), always, "
+                         "or never")
     ap.add_argument("--n-labelled", type=int, default=48, help="labelled synthetic images (validation carved out)")
     ap.add_argument("--max-norm", type=float, default=0.0, help="gradient clipping norm (0: none)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
@@ -34,7 +36,7 @@ def main() -> None:
         cfg = l2r.make_config(paradigm=p, steps=a.steps, rank_steps=a.rank_steps, labelled_fraction=a.fraction,
                               lr=a.lr, lam=a.lam, optimizer=a.optimizer, input_size=a.input_size,
                               eval_every=a.eval_every, pretrained=not a.no_pretrained, seed=a.seed,
-                              freeze_bn=a.freeze_bn, max_norm=a.max_norm, data={"n": a.n_labelled})
+                              freeze_bn={"true": True, "false": False}.get(a.freeze_bn, a.freeze_bn), max_norm=a.max_norm, data={"n": a.n_labelled})
         t = time.perf_counter()
         res = l2r.train_l2r(cfg, progress=False)
         dt = time.perf_counter() - t

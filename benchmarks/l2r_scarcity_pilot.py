@@ -64,9 +64,8 @@ def base_config(p: dict, **over) -> dict:
                alternate_every=max(1, steps // p["alternate_blocks"]), eval_every=p["eval_every"],
                optimizer=p["optimizer"], lr=p["lr"], max_norm=p["max_norm"], val_fraction=p["val_fraction"],
                load_side=max(hw))
+    cfg["freeze_bn"] = p.get("freeze_bn", "pretrained")  # as the notebooks (crowdlib.models.l2r.resolve_freeze_bn)
     cfg.update(over)
-    if "freeze_bn" not in over:  # as the notebooks: only ImageNet-initialised runs keep their statistics
-        cfg["freeze_bn"] = bool(p.get("freeze_bn", False) and cfg["pretrained"])
     return l2r.make_config(**cfg)
 
 

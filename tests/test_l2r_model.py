@@ -1,12 +1,13 @@
 """The L2R counting network: VGG-16 to conv5_3 gives a 14 x 14 map on a 224 x 224 input; the registry builds the
-network and its criterion; bad head kernels are refused."""
+network and its criterion; bad head kernels and batch-norm modes are refused."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from crowdlib.losses.l2r import L2RLoss
-from crowdlib.models.l2r import L2RNet
+from crowdlib.methods.l2r.config import make_config
+from crowdlib.models.l2r import L2RNet, resolve_freeze_bn
 from crowdlib.models.registry import build_model
 
 
@@ -38,6 +39,19 @@ def test_registry_builds_model_and_criterion():
         assert (model(torch.randn(1, 3, 64, 64))["density"] >= 0).all()
     with pytest.raises(ValueError, match="head_kernel"):
         L2RNet("tiny", pretrained=False, head_kernel=2)
+
+
+def test_freeze_bn_pretrained_freezes_only_imagenet_initialised_networks():
+    """``"pretrained"`` (the default) resolves to the initialisation; True / False force it; anything else is named."""
+    assert [resolve_freeze_bn("pretrained", p) for p in (True, False)] == [True, False]
+    assert [resolve_freeze_bn(f, p) for f in (True, False) for p in (True, False)] == [True, True, False, False]
+    assert L2RNet("tiny", pretrained=False).freeze_bn is False
+    assert L2RNet("tiny", pretrained=False, freeze_bn=True).freeze_bn is True
+    for bad in ("yes", "imagenet", 2, None):
+        with pytest.raises(ValueError, match="freeze_bn"):
+            resolve_freeze_bn(bad, True)
+    with pytest.raises(ValueError, match="freeze_bn"):
+        make_config(freeze_bn="always")
 
 
 @pytest.mark.parametrize("freeze_bn", [True, False])

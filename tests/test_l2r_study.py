@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from crowdlib.methods.l2r import study as l2s
+from crowdlib.models.l2r import resolve_freeze_bn
 from crowdlib.repro import evaluate_claims
 from crowdlib.study import rows_from_long
 
@@ -12,11 +13,15 @@ from crowdlib.study import rows_from_long
 def test_table2_settings_and_claims():
     s = l2s.table2_settings()
     assert len(s) == 8 and s["multi-task, ImageNet"] == {"paradigm": "multitask", "pretrained": True}
-    # scratch rows train batch norm whatever the base's freeze_bn (no statistics to keep)
-    assert s["multi-task, scratch"] == {"paradigm": "multitask", "pretrained": False, "freeze_bn": False}
-    base = {"freeze_bn": True, "pretrained": True}
-    assert l2s.setting_config(base, s["counting only, scratch"], 0)["freeze_bn"] is False
-    assert l2s.setting_config(base, s["counting only, ImageNet"], 0)["freeze_bn"] is True
+    assert s["multi-task, scratch"] == {"paradigm": "multitask", "pretrained": False}
+    # with the default freeze_bn ("pretrained") the scratch rows' networks train batch norm (no statistics to keep)
+    # and the ImageNet rows' keep it in eval mode: the rule lives in crowdlib.models.l2r.resolve_freeze_bn alone
+    base = {"pretrained": True}
+    scratch = l2s.setting_config(base, s["counting only, scratch"], 0)
+    imagenet = l2s.setting_config(base, s["counting only, ImageNet"], 0)
+    assert scratch["freeze_bn"] == imagenet["freeze_bn"] == "pretrained"
+    assert resolve_freeze_bn(scratch["freeze_bn"], scratch["pretrained"]) is False
+    assert resolve_freeze_bn(imagenet["freeze_bn"], imagenet["pretrained"]) is True
     claims = l2s.table2_claims()
     assert len(claims) == 4 + 4 and all(c.metric == "MAE" for c in claims)
     assert {c.better for c in claims[:4]} == {"multi-task, ImageNet", "multi-task, scratch"}

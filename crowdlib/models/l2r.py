@@ -14,8 +14,9 @@ training (their ImageNet statistics; the affine parameters still learn): a mini-
 strongly correlated crops of a nest, whose batch statistics would otherwise differ from those of evaluation (VGG-16
 has no batch norm). Measured on validation (``benchmarks/l2r_scarcity_pilot.py``), training-mode batch norm let the
 nests alone (``lam=0``) give multi-task its lead over counting only; frozen, a nest cannot change a labelled crop's
-output. From scratch there are no statistics to keep (frozen, MobileNetV2 does not learn here), so notebooks 40-42
-freeze it only in ImageNet-initialised runs. The builder returns ``(model, L2RLoss)``.
+output. From scratch there are no statistics to keep (frozen, MobileNetV2 does not learn here), so the default,
+``freeze_bn="pretrained"``, freezes it only when the network is ImageNet-initialised (:func:`resolve_freeze_bn`,
+the one place that rule lives; ``True`` / ``False`` force either). The builder returns ``(model, L2RLoss)``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from crowdlib.losses.l2r import L2RLoss
 from crowdlib.models.backbones import build_backbone
 from crowdlib.models.registry import register_model
 
-__all__ = ["MODEL_DEFAULTS", "L2RNet", "build_l2r", "OUTPUT_STRIDE"]
+__all__ = ["MODEL_DEFAULTS", "L2RNet", "build_l2r", "OUTPUT_STRIDE", "FREEZE_BN_CHOICES", "resolve_freeze_bn"]
 
 #: The trunk's stride (four poolings); the density map of an ``S x S`` input is ``ceil(S / 16)`` square.
 OUTPUT_STRIDE = 16
@@ -39,7 +40,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "pretrained": True,
     "head_kernel": 3,
     "density_relu": False,
-    "freeze_bn": False,
+    "freeze_bn": "pretrained",
     "density_scale": 1.0,
     "w_count": 1.0,
     "lam": 1.0,
@@ -48,12 +49,31 @@ MODEL_DEFAULTS: dict[str, Any] = {
 
 _TRUNK_STAGES = ("stem", "c2", "c3", "c4")
 
+#: ``freeze_bn``'s values: always, never, or only when ImageNet-initialised.
+FREEZE_BN_CHOICES = (True, False, "pretrained")
+
+
+def resolve_freeze_bn(freeze_bn: bool | str, pretrained: bool) -> bool:
+    """Whether batch norm stays in eval mode: ``True`` / ``False`` as given; ``"pretrained"`` only when the network
+    starts from ImageNet weights (from scratch there are no statistics to keep).
+
+    Raises:
+        ValueError: on any other value.
+    """
+    if isinstance(freeze_bn, str):
+        if freeze_bn != "pretrained":
+            raise ValueError(f"freeze_bn must be one of {list(FREEZE_BN_CHOICES)}, got {freeze_bn!r}")
+        return bool(pretrained)
+    if not isinstance(freeze_bn, (bool, int)) or int(freeze_bn) not in (0, 1):
+        raise ValueError(f"freeze_bn must be one of {list(FREEZE_BN_CHOICES)}, got {freeze_bn!r}")
+    return bool(freeze_bn)
+
 
 class L2RNet(nn.Module):
     """Backbone stages ``stem`` .. ``c4`` (stride 16) and a one-channel convolution: ``{"density": (B, 1, h, w)}``."""
 
     def __init__(self, backbone: str = "mobilenet_v2", pretrained: bool = True, head_kernel: int = 3,
-                 density_relu: bool = False, density_scale: float = 1.0, freeze_bn: bool = False) -> None:
+                 density_relu: bool = False, density_scale: float = 1.0, freeze_bn: bool | str = "pretrained") -> None:
         super().__init__()
         if int(head_kernel) < 1 or int(head_kernel) % 2 == 0:
             raise ValueError(f"L2RNet: head_kernel must be a positive odd number, got {head_kernel}")
@@ -65,7 +85,7 @@ class L2RNet(nn.Module):
         self.relu = bool(density_relu)
         self.density_scale = float(density_scale)
         self.backbone_name = backbone
-        self.freeze_bn = bool(freeze_bn)
+        self.freeze_bn = resolve_freeze_bn(freeze_bn, pretrained)
 
     def train(self, mode: bool = True) -> "L2RNet":
         super().train(mode)

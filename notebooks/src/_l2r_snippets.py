@@ -15,7 +15,7 @@ pool_seed = 2  # seed of the unlabeled scenes (never the labelled or test seed)
 test_seed = 4001  # seed of the held-out test scenes (fresh: no other notebook uses it; default profile: 4003, as 4001 and 4002 have been scored)
 backbone = "mobilenet_v2"  # counting network trunk (paper: "vgg16", conv1_1..conv5_3; its ImageNet file is not on this machine)
 pretrained = True  # ImageNet weights available for the backbone (False: only the from-scratch rows are trained)
-freeze_bn = True  # ImageNet-initialised runs keep batch norm in eval mode (its ImageNet statistics), so the nests in a mini-batch cannot change the labelled crops' normalisation; from-scratch runs have no statistics to keep and train it (paper: VGG-16, no batch norm; chosen on validation, benchmarks/l2r_scarcity_pilot.py)
+freeze_bn = "pretrained"  # "pretrained": ImageNet-initialised runs keep batch norm in eval mode (its ImageNet statistics), so the nests in a mini-batch cannot change the labelled crops' normalisation; from-scratch runs have no statistics to keep and train it; True or False force either (paper: VGG-16, no batch norm; chosen on validation, benchmarks/l2r_scarcity_pilot.py)
 crop = 64  # side of the labelled crops and nest crops fed to the network, px (paper: 224, giving a 14 x 14 map)
 test_zoom = 1.25  # test and validation images are resized to a short side of crop * test_zoom (paper: whole images at native size)
 crop_range = [0.5, 1.0]  # labelled crop side as a fraction of the image's short side (paper: not in the review)
@@ -56,7 +56,6 @@ BASE_CODE = """
                     alternate_every=max(1, steps // alternate_blocks), eval_every=eval_every, optimizer=optimizer,
                     lr=lr, max_norm=max_norm, val_fraction=val_fraction, load_side=max(hw))
          cfg.update(over)
-         cfg["freeze_bn"] = bool(freeze_bn and cfg["pretrained"])  # scratch: no statistics to keep
          return l2r.make_config(**cfg)
 
 

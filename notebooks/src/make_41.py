@@ -39,7 +39,8 @@ cells = [
      ranking. The ImageNet rows therefore keep batch norm at its ImageNet statistics (eval mode; its affine
      parameters still learn), where a nest cannot touch a labelled crop's output and the gap is the ranking
      term's. From scratch there are no statistics to keep (frozen, the network does not learn: validation MAE
-     68 on seed 0 against 39), so the scratch rows train batch norm and their paradigm gaps still carry the batch effect."""),
+     68 on seed 0 against 39), so the scratch rows train batch norm and their paradigm gaps still carry the batch effect.
+     `freeze_bn = "pretrained"` says exactly this (`crowdlib.models.l2r.resolve_freeze_bn`)."""),
     ("parameters", PARAMS),
     ("code", IMPORTS + """
      apply_thread_limit()

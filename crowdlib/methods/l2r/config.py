@@ -4,7 +4,8 @@ coincide. The keys:
 
 - network and loss (``crowdlib.models.l2r``): ``backbone`` ("mobilenet_v2" with the offline ImageNet weights on the
   CPU profiles; "vgg16" as the paper, from scratch unless its file is present; "tiny" for tests), ``pretrained``
-  (ImageNet initialisation, Table 2's second factor), ``head_kernel`` (3), ``density_relu`` (False),
+  (ImageNet initialisation, Table 2's second factor), ``freeze_bn`` (``"pretrained"``: batch norm in eval mode only
+  in ImageNet-initialised runs; :func:`crowdlib.models.l2r.resolve_freeze_bn`), ``head_kernel`` (3), ``density_relu`` (False),
   ``density_scale`` (1: targets are people per output unit), ``w_count`` (1), ``lam`` (lambda of
   ``L = L_c + lambda L_r``; the review gives no value: 1), ``margin`` (eps of the hinge; not in the review: 0).
 - paradigm (Table 2): ``"count"`` (counting only), ``"rank_finetune"`` (``rank_steps`` ranking steps, then
@@ -40,7 +41,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from crowdlib.models.l2r import MODEL_DEFAULTS
+from crowdlib.models.l2r import MODEL_DEFAULTS, resolve_freeze_bn
 from crowdlib.repro import apply_overrides
 
 __all__ = ["DEFAULTS", "PARADIGMS", "make_config"]
@@ -120,6 +121,7 @@ def make_config(**overrides: Any) -> dict[str, Any]:
         raise ValueError(f"make_config: labelled_fraction must lie in (0, 1], got {cfg['labelled_fraction']}")
     if float(cfg["lam"]) < 0 or float(cfg["margin"]) < 0 or float(cfg["w_count"]) < 0:
         raise ValueError("make_config: lam, margin and w_count must be >= 0")
+    resolve_freeze_bn(cfg["freeze_bn"], cfg["pretrained"])  # a named error on a value outside its choices
     if not isinstance(cfg["pool"], list) or (cfg["paradigm"] != "count" and not cfg["pool"]):
         raise ValueError("make_config: pool must be a list of unlabeled data specs (non-empty for a paradigm that "
                          "ranks)")
