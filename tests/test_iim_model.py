@@ -203,7 +203,7 @@ def test_density_net_is_linear_in_training_and_clamped_in_eval():
     model.predictor.set_output_bias(-5.0)  # all pre-activations negative
     x = torch.randn(2, 3, 32, 32)
     train_map = model(x)["map"]
-    assert float(train_map.max()) < 0  # linear output: negative values keep their gradient
+    assert float(train_map.detach().max()) < 0  # linear output: negative values keep their gradient
     model.eval()
     with torch.no_grad():
         assert float(model(x)["map"].min()) == 0.0
