@@ -21,7 +21,8 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=128, help="crop side in px")
     ap.add_argument("--eval-every", type=int, default=50, help="validation every this many steps")
     ap.add_argument("--no-pretrained", action="store_true", help="train from scratch")
-    ap.add_argument("--freeze-bn", choices=["pretrained", "true", "false"], default="pretrained",
+    ap.add_argument("--freeze-bn", choices=["pretrained", True, False], default="pretrained",
+                    type=lambda v: {"true": True, "false": False}.get(v, v), metavar="{pretrained,true,false}",
                     help="batch norm in eval mode during training: only when ImageNet-initialised (default), always, "
                          "or never")
     ap.add_argument("--n-labelled", type=int, default=48, help="labelled synthetic images (validation carved out)")
@@ -36,7 +37,7 @@ def main() -> None:
         cfg = l2r.make_config(paradigm=p, steps=a.steps, rank_steps=a.rank_steps, labelled_fraction=a.fraction,
                               lr=a.lr, lam=a.lam, optimizer=a.optimizer, input_size=a.input_size,
                               eval_every=a.eval_every, pretrained=not a.no_pretrained, seed=a.seed,
-                              freeze_bn={"true": True, "false": False}.get(a.freeze_bn, a.freeze_bn), max_norm=a.max_norm, data={"n": a.n_labelled})
+                              freeze_bn=a.freeze_bn, max_norm=a.max_norm, data={"n": a.n_labelled})
         t = time.perf_counter()
         res = l2r.train_l2r(cfg, progress=False)
         dt = time.perf_counter() - t

@@ -63,8 +63,7 @@ def base_config(p: dict, **over) -> dict:
                steps=steps, rank_steps=max(1, int(round(p["rank_ratio"] * steps))),
                alternate_every=max(1, steps // p["alternate_blocks"]), eval_every=p["eval_every"],
                optimizer=p["optimizer"], lr=p["lr"], max_norm=p["max_norm"], val_fraction=p["val_fraction"],
-               load_side=max(hw))
-    cfg["freeze_bn"] = p.get("freeze_bn", "pretrained")  # as the notebooks (crowdlib.models.l2r.resolve_freeze_bn)
+               load_side=max(hw), freeze_bn=p.get("freeze_bn", "pretrained"))
     cfg.update(over)
     return l2r.make_config(**cfg)
 

@@ -60,13 +60,11 @@ def resolve_freeze_bn(freeze_bn: bool | str, pretrained: bool) -> bool:
     Raises:
         ValueError: on any other value.
     """
-    if isinstance(freeze_bn, str):
-        if freeze_bn != "pretrained":
-            raise ValueError(f"freeze_bn must be one of {list(FREEZE_BN_CHOICES)}, got {freeze_bn!r}")
+    if freeze_bn == "pretrained":
         return bool(pretrained)
-    if not isinstance(freeze_bn, (bool, int)) or int(freeze_bn) not in (0, 1):
-        raise ValueError(f"freeze_bn must be one of {list(FREEZE_BN_CHOICES)}, got {freeze_bn!r}")
-    return bool(freeze_bn)
+    if isinstance(freeze_bn, (bool, int)) and freeze_bn in (0, 1):
+        return bool(freeze_bn)
+    raise ValueError(f"freeze_bn must be one of {list(FREEZE_BN_CHOICES)}, got {freeze_bn!r}")
 
 
 class L2RNet(nn.Module):

@@ -5,8 +5,8 @@ coincide. The keys:
 - network and loss (``crowdlib.models.l2r``): ``backbone`` ("mobilenet_v2" with the offline ImageNet weights on the
   CPU profiles; "vgg16" as the paper, from scratch unless its file is present; "tiny" for tests), ``pretrained``
   (ImageNet initialisation, Table 2's second factor), ``freeze_bn`` (``"pretrained"``: batch norm in eval mode only
-  in ImageNet-initialised runs; :func:`crowdlib.models.l2r.resolve_freeze_bn`), ``head_kernel`` (3), ``density_relu`` (False),
-  ``density_scale`` (1: targets are people per output unit), ``w_count`` (1), ``lam`` (lambda of
+  in ImageNet-initialised runs; :func:`crowdlib.models.l2r.resolve_freeze_bn`), ``head_kernel`` (3),
+  ``density_relu`` (False), ``density_scale`` (1: targets are people per output unit), ``w_count`` (1), ``lam`` (lambda of
   ``L = L_c + lambda L_r``; the review gives no value: 1), ``margin`` (eps of the hinge; not in the review: 0).
 - paradigm (Table 2): ``"count"`` (counting only), ``"rank_finetune"`` (``rank_steps`` ranking steps, then
   ``steps`` counting steps), ``"alternate"`` (blocks of ``alternate_every`` ranking steps and ``alternate_every``
