@@ -50,6 +50,9 @@ def test_make_config_names_bad_keys():
         bkt.make_config(r_range=[0.7, 0.5])
     with pytest.raises(ValueError, match="multiple of 8"):
         bkt.make_config(patch=100)
+    with pytest.raises(ValueError, match="r_context"):
+        bkt.make_config(r_context="window")
+    assert bkt.make_config()["r_context"] == "image"
     cfg = bkt.make_config(phi={"loss": "mse"})
     assert cfg["phi"]["loss"] == "mse" and cfg["phi"]["threshold"] == 0.2  # nested dicts merge
 
@@ -123,7 +126,8 @@ def test_run_transfer_and_scores_of_each_cycle(tiny, monkeypatch):
 def test_ablation_settings_run(tiny):
     cfg, cache = tiny
     records = bkt.domain_records(cfg["target"], "train")
-    for over in ({"fusion": False}, {"selection": "random"}, {"d_score": "map", "r_range_mode": "max"}):
+    for over in ({"fusion": False}, {"selection": "random"}, {"d_score": "map", "r_range_mode": "max"},
+                 {"r_context": "patch"}):
         c = bkt.make_config(**{**TINY, **over})
         out = bkt.transfer_cycles(c, _models(c, cache), records)
         assert out[0]["n_r_patches"] == 2 * len(records)
@@ -288,3 +292,59 @@ def test_choose_phi_form_keeps_the_source_validation_winner_per_loss_and_seed():
     assert got == {("L_MSE", 0): test_map[("L_MSE [literal]", 0)], ("L_MSE", 1): test_map[("L_MSE [prob]", 1)],
                    ("L_Focal-CE", 0): test_map[("L_Focal-CE [prob]", 0)],
                    ("L_Focal-CE", 1): test_map[("L_Focal-CE [prob]", 1)]}
+
+
+def _tiny_regressor(seed=0):
+    from crowdlib.models.bkt import DensityRegressor
+
+    torch.manual_seed(seed)
+    return DensityRegressor(backbone="tiny", pretrained=False, backend=[8, 8]).eval()
+
+
+def test_regressor_cells_under_a_patch_in_image_and_patch_context():
+    from crowdlib.methods.bkt.cycles import _regressor_batch
+
+    model = _tiny_regressor()
+    img = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(1))
+    y, x, p = 16, 32, 32
+    with torch.no_grad():
+        whole = model(img[None])["density"][0]
+        alone = model(img[None, :, y:y + p, x:x + p])["density"][0]
+        crops = [(img, np.zeros((p, p), np.float32), (y, x, p)),
+                 (img[:, y:y + p, x:x + p], np.zeros((p, p), np.float32), (0, 0, p)),
+                 (img[:, :32, :64], np.zeros((p, p), np.float32), (0, 32, p))]  # another shape: one forward each
+        got = _regressor_batch(model, crops, np.array([0, 1, 2]))
+    assert got.shape == (3, 1, 4, 4)
+    tol = {"rtol": 1e-4, "atol": 1e-12}  # an untrained R's densities are ~1e-6
+    assert torch.allclose(got[0], whole[:, 2:6, 4:8], **tol)  # the patch's cells of the whole image's map
+    assert torch.allclose(got[1], alone, **tol)  # the patch cut out alone
+    with torch.no_grad():
+        assert torch.allclose(got[2], model(img[None, :, :32, :64])["density"][0][:, 0:4, 4:8], **tol)
+    assert not torch.allclose(got[0], got[1], rtol=1e-2, atol=0)  # context changes R's output under the patch
+
+
+def test_finetune_regressor_in_context_moves_only_the_last_layers_toward_the_patch_target():
+    from crowdlib.losses.bkt import DensityLoss
+
+    model = _tiny_regressor()
+    before = copy.deepcopy(model.state_dict())
+    img = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(2))
+    y, x, p = 32, 64, 32
+    target = np.full((p, p), 0.05, np.float32)  # 0.05 per pixel: 3.2 per 8 x 8 cell, far above R's start
+    crops = [(img, target, (y, x, p))]
+    crit = DensityLoss(1.0, 0.0)
+
+    def patch_count():
+        with torch.no_grad():
+            return float(model(img[None])["density"][0, 0, y // 8:(y + p) // 8, x // 8:(x + p) // 8].sum())
+
+    c0 = patch_count()
+    loss = bkt.finetune_regressor(model, crit, crops, lr=1e-2, layers=2, steps=20, batch=1,
+                                  rng=np.random.default_rng(0))
+    assert loss > 0 and patch_count() > c0  # the count under the patch rises toward the fused target
+    tuned = {id(q) for q in model.last_layers(2)}
+    names = {k for k, q in model.named_parameters() if id(q) in tuned}
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]) == (k not in names), k
+    assert all(q.requires_grad for q in model.parameters())  # the frozen layers are restored
+    assert not model.training

@@ -72,6 +72,7 @@ d_lr = 0.00001  # D's fine-tuning rate (paper: 1e-5)
 d_threshold = "refit"  # D's counting threshold: "source" (chosen on the source validation split for D_0 and kept), "refit" (re-chosen on that split for D_0 and after every cycle, grid down to 0.005) (paper: none named; default profile: refit)
 phi_threshold = "refit"  # Phi's binarisation: "paper" (phi.threshold 0.2 for every loss), "refit" (the count-MAE minimiser of Phi(R_0)'s points on the source validation split) (paper: 0.2 for its L_Phi; default profile: refit)
 d_loss = "csp"  # D's loss in the cycles: "csp" (centre cross-entropy + smooth-L1 sizes), "sdnet" (Crowd-SDNet's crowdedness-aware size loss, D_0's source loss) (paper: CSP's, Sec. 3.1)
+r_context = "image"  # what R sees when fine-tuned on a patch: "image" (the whole image, loss on the patch's cells), "patch" (the patch cut out alone) (paper: 224 px patches cut from ~1024 px images, little context lost; default profile: image)
 threads = 1  # threads per run (the study runs one run per core)
 progress = False  # print a line per cycle
 """
@@ -145,6 +146,13 @@ BUDGET_MD = """
        rates (R's last two layers 1e-6, D 1e-5). On unlabelled target windows (B→A, seed 0) R's mean count moves
        134.9 → 150.1 over 5 cycles, so the rate is not too small to act; D's mean count falls 53.8 → 13.4 after one
        cycle (also at 1e-6) while its scores sit near its threshold (median 0.07 against 0.05).
+     - **R's view in the cycles** (`r_context`): the paper cuts 224 px patches from ~1024 px images, so a patch keeps
+       most of the context R has at inference; an 80 px patch of a 224 x 320 window does not. R_0 on such a patch
+       alone counts 19.2% less than over the same region of the whole window (B→A, unlabelled target windows, seed 0;
+       31.1% more on A→B; `benchmarks/bkt_fusion_probe.py`), and fine-tuning on the patch alone pulled R toward
+       that gap whatever the fusion (the runs up to 988b381). R therefore sees the whole window and its loss is taken
+       on the patch's output cells (`"image"`); `"patch"` is the literal crop. D is still fine-tuned on the patch
+       alone (its crop gap was not measured).
      - **D's counting threshold** (`d_threshold`; the paper names none): D_0's, chosen on the source validation split,
        sat on the floor (0.05) of Crowd-SDNet's grid, and the cycles move D's scores across it
        (`benchmarks/bkt_d_probe.py`, source validation and unlabelled target windows only): on A→B (seed 2) D's

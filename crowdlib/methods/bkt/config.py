@@ -30,7 +30,12 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
   patch, empty patches 0; "map": mean of the confidence map W).
 - cycles: ``cycles`` (T, paper 4), ``r_lr`` (1e-6), ``d_lr`` (1e-5), ``r_layers`` (2), ``r_steps`` and ``d_steps``
   (optimizer steps per cycle), ``cycle_batch`` (patches per step), ``keep_bn`` (True: BatchNorm statistics frozen
-  during fine-tuning; batches of two patches cannot estimate them).
+  during fine-tuning; batches of two patches cannot estimate them), ``r_context`` (what R sees while it is
+  fine-tuned on a selected patch: ``"image"`` (default), the whole image, with the loss on the patch's output cells
+  only, so R meets the patch in the context it has at inference; ``"patch"``, the patch cut out alone, the paper's
+  literal crop. The paper's 224 px patches on ~1024 px images lose little context at their borders; a patch of a
+  small window loses much (R_0 on an 80 px patch alone counts 19% less than in its 224 x 320 window on B->A, 31% more
+  on A->B), and fine-tuning on it pulls R toward that gap, not toward the fused map).
 - ``d_threshold``: D's counting threshold (the paper names none). ``"source"``: the one chosen on the source
   validation split when D_0 was trained (Crowd-SDNet's grid 0.05-0.95), kept through the cycles; ``"refit"``:
   re-chosen on the same source validation split for D_0 and after each cycle's fine-tuning, on a grid reaching
@@ -92,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "d_steps": 20,
     "cycle_batch": 2,
     "keep_bn": True,
+    "r_context": "image",
     "d_threshold": "source",
     "d_loss": "csp",
     "phi_threshold": "paper",
@@ -105,7 +111,7 @@ SHARED_KEYS = ("source", "val_fraction", "split_seed", "sigma_factor", "truncate
 _NESTED = ("source", "target", "regressor", "phi")
 _CHOICES = {"gt_sizes": ("luda", "true"), "selection": ("paper", "random"), "r_range_mode": ("rank", "max"),
             "d_score": ("detections", "map"), "d_threshold": ("source", "refit"),
-            "d_loss": ("csp", "sdnet"), "phi_threshold": ("paper", "refit")}
+            "d_loss": ("csp", "sdnet"), "phi_threshold": ("paper", "refit"), "r_context": ("image", "patch")}
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,14 +4,14 @@
 fetches R_0, D_0 and Phi from the source stages, then for ``t = 0 .. T-1``: infers and fuses on every target
 training image (:func:`~.infer.pseudo_labels`), selects two patches per image for R and two for D
 (:func:`~.fusion.select_patches`), and fine-tunes R's last ``r_layers`` layers (Adam ``r_lr``, loss R's own: MSE +
-its DMS-SSIM weight) on the fused density crops, and D (Adam ``d_lr``, loss ``d_loss``: CSP's by default, Crowd-SDNet's
-crowdedness-aware one as the alternative) on CSP targets built from
-the fused detections in its patches (boxes of their sizes, crowdedness ``|R_j|`` from LUDA on the image's fused
-points). The target images enter through :func:`~.data.unlabeled` only: no target label reaches training or any
-choice. It stores, per cycle ``t = 1..T``, R's fine-tuned parameters and D's state, so that Table 3's rows come from
-one run and Tables 1-2 read cycle ``T``. With ``d_threshold="refit"`` D's counting threshold is re-chosen on the
-labelled *source* validation split for D_0 and after every cycle (:func:`refit_det_threshold`) and stored with the
-cycle; each cycle's pseudo labels use the current one.
+its DMS-SSIM weight) on the fused density crops (R sees the whole image or the patch alone: ``r_context``), and D
+(Adam ``d_lr``, loss ``d_loss``: CSP's by default, Crowd-SDNet's crowdedness-aware one as the alternative) on CSP
+targets built from the fused detections in its patches (boxes of their sizes, crowdedness ``|R_j|`` from LUDA on the
+image's fused points). The target images enter through :func:`~.data.unlabeled` only: no target label reaches
+training or any choice. It stores, per cycle ``t = 1..T``, R's fine-tuned parameters and D's state, so that Table
+3's rows come from one run and Tables 1-2 read cycle ``T``. With ``d_threshold="refit"`` D's counting threshold is
+re-chosen on the labelled *source* validation split for D_0 and after every cycle (:func:`refit_det_threshold`) and
+stored with the cycle; each cycle's pseudo labels use the current one.
 """
 from __future__ import annotations
 
@@ -53,30 +53,53 @@ def _r_param_names(model: torch.nn.Module, n: int) -> list[str]:
     return [k for k, p in model.named_parameters() if id(p) in ids]
 
 
-def finetune_regressor(model: torch.nn.Module, criterion: torch.nn.Module,
-                       crops: Sequence[tuple[torch.Tensor, np.ndarray]], *, lr: float, layers: int, steps: int,
-                       batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
-    """Adam on R's last ``layers`` layers over ``(image crop (3, P, P), fused density crop (P, P))`` pairs with
-    R's source loss ``criterion``; returns the mean loss (0 without crops or steps)."""
+def _regressor_batch(model: torch.nn.Module, crops: Sequence[tuple], idx: np.ndarray) -> torch.Tensor:
+    """R's density cells over each selected patch: R runs on each crop's image (one batched forward when the images
+    share a shape) and the output cells under the patch ``(y, x, P)`` are cut out, ``(B, 1, P/8, P/8)``."""
+    imgs = [crops[i][0] for i in idx]
+    if all(im.shape == imgs[0].shape for im in imgs):
+        outs = list(model(torch.stack(imgs))["density"])
+    else:
+        outs = [model(im[None])["density"][0] for im in imgs]
+    cells = []
+    for o, i in zip(outs, idx):
+        y, x, p = (int(v) // 8 for v in crops[i][2])
+        cells.append(o[:, y:y + p, x:x + p])
+    return torch.stack(cells)
+
+
+def finetune_regressor(model: torch.nn.Module, criterion: torch.nn.Module, crops: Sequence[tuple], *, lr: float,
+                       layers: int, steps: int, batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
+    """Adam on R's last ``layers`` layers with R's source loss ``criterion``; returns the mean loss (0 without crops
+    or steps). ``crops`` holds ``(image (3, H, W), fused density of the patch (P, P), (y, x, P))``: the loss compares
+    R's output cells under the patch at ``(y, x)`` of the image with the sum-pooled density (``r_context="patch"``
+    passes the patch itself as the image and ``(0, 0, P)``; ``"image"`` the whole image). Only the fine-tuned
+    layers carry gradients (the rest of R is frozen for the call and restored after)."""
     if not crops or steps < 1:
         return 0.0
     params = model.last_layers(layers)
+    keep = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if id(p) not in keep and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
     opt = torch.optim.Adam(params, lr=float(lr))
-    crit = criterion
     total = 0.0
-    for _ in range(int(steps)):
-        model.train()
-        if keep_bn:
-            _freeze_bn(model)
-        idx = rng.permutation(len(crops))[: int(batch)]
-        x = torch.stack([crops[i][0] for i in idx])
-        t = pool_density(torch.as_tensor(np.stack([crops[i][1] for i in idx]))[:, None], 8)
-        loss = crit(model(x), {"density": t})["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += float(loss.detach())
-    model.eval()
+    try:
+        for _ in range(int(steps)):
+            model.train()
+            if keep_bn:
+                _freeze_bn(model)
+            idx = rng.permutation(len(crops))[: int(batch)]
+            t = pool_density(torch.as_tensor(np.stack([crops[i][1] for i in idx]))[:, None], 8)
+            loss = criterion({"density": _regressor_batch(model, crops, idx)}, {"density": t})["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        model.eval()
     return total / int(steps)
 
 
@@ -179,7 +202,9 @@ def _cycle_patches(records: Sequence[CrowdRecord], models: Mapping[str, Any], cf
         crowd = (initial_sizes(fused["points"], h, "luda")[1] if len(fused["points"])
                  else np.zeros(0, np.float32))
         for y, x in sel["r"]:
-            r_crops.append((_cut(img, y, x, p).contiguous(), _cut(lab["density"], y, x, p).copy()))
+            dens = _cut(lab["density"], y, x, p).copy()
+            r_crops.append((img, dens, (int(y), int(x), p)) if cfg["r_context"] == "image"
+                           else (_cut(img, y, x, p).contiguous(), dens, (0, 0, p)))
         for y, x in sel["d"]:
             m = _in_patch(fused["points"], y, x, p)
             d_crops.append({"image": _cut(img, y, x, p).contiguous(),
