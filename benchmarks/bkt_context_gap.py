@@ -1,0 +1,85 @@
+"""How much context a cycle's patch loses: R_0's count over a patch cut out alone against R_0's count over the same
+region of the whole image, in the default profile's regime (80 px patches of 224 x 320 windows) and in the
+paper's (224 px patches of the full, calibrated-size scene: sha_like 640 x 960, shb_like 768 x 1024).
+
+Only unlabelled target images are read (their labels are never touched) and R_0 comes from the source stages, so
+nothing here looks at a test image or a target label. The gap is why ``r_context`` defaults to ``"image"``: with
+``"patch"`` a cycle fine-tunes R on the patch alone against a target computed on the whole image, and R drifts by
+the gap whatever the fusion.
+
+Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bkt_context_gap.py --transfer B A --seed 0``.
+
+Measured on 2026-12-08 (AMD EPYC host, 1 thread, the default profile's R_0 of seed 0, every non-overlapping patch
+of 12 unlabelled target scenes; about 20 s each):
+
+- B->A: 80 px patches of the windows (96) alone 1047.8 against 1276.4 in the window, gap -17.9% (mean |gap| per
+  patch 23.4%); 224 px patches of the 640 x 960 scenes (96) 4649.1 against 4878.5, gap -4.7% (14.5%).
+- A->B: 80 px patches (96) 425.8 against 318.8, gap +33.6% (47.2%); 224 px patches of the 768 x 1024 scenes (144)
+  1884.9 against 1781.5, gap +5.8% (11.3%).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+
+def gaps(R, records, patch: int) -> dict[str, float]:
+    """R's count over every non-overlapping ``patch`` of ``records``' images, alone and inside the whole image:
+    the summed counts, their relative difference and the mean absolute per-patch relative difference (patches
+    whose in-image count is below 0.5 person are left out of the mean)."""
+    from crowdlib.methods.bkt.fusion import patch_grid
+    from crowdlib.methods.bkt.infer import image_tensor, predict_cells
+
+    alone, inside = [], []
+    for rec in records:
+        img = image_tensor(rec)
+        cells = predict_cells(R, img)
+        for y, x in patch_grid(img.shape[-2:], patch):
+            alone.append(float(predict_cells(R, img[..., y:y + patch, x:x + patch]).sum()))
+            inside.append(float(cells[y // 8:(y + patch) // 8, x // 8:(x + patch) // 8].sum()))
+    a, i = np.asarray(alone), np.asarray(inside)
+    keep = i >= 0.5
+    return {"patches": float(len(a)), "alone": float(a.sum()), "inside": float(i.sum()),
+            "gap": float(a.sum() / max(i.sum(), 1e-9) - 1.0),
+            "mean_abs_gap": float(np.mean(np.abs(a[keep] / i[keep] - 1.0))) if keep.any() else float("nan")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
+    ap.add_argument("--transfer", nargs=2, default=["B", "A"], metavar=("SRC", "TGT"), help="source and target keys")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of the source models (R_0)")
+    ap.add_argument("--scenes", type=int, default=12, help="unlabelled target training scenes to measure on")
+    ap.add_argument("--paper-patch", type=int, default=224, help="patch side in the paper's regime, px (paper 224)")
+    a = ap.parse_args()
+
+    from crowdlib.methods.bkt.data import domain_records, unlabeled
+    from crowdlib.methods.bkt.profile import run_config
+    from crowdlib.methods.bkt.study import setting_config
+    from crowdlib.methods.bkt.train import source_models
+    from crowdlib.repro import fixed_threads
+
+    p = yaml.safe_load(Path(a.params).read_text())
+    cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
+    R = source_models(cfg)["regressor"].eval()
+    spec = {**copy.deepcopy(cfg["target"]), "n": int(a.scenes)}
+    full_spec = {**spec, "window": None}
+    print(f"{a.transfer[0]}->{a.transfer[1]} seed {a.seed}: R_0 of the source stages, {a.scenes} unlabelled "
+          f"{spec['preset']} scenes")
+    with fixed_threads(1), torch.no_grad():
+        for name, s, patch in (("default profile: windows", spec, int(cfg["patch"])),
+                               ("paper's regime: whole scenes", full_spec, int(a.paper_patch))):
+            recs = unlabeled(domain_records(s, "train"))
+            h, w = recs[0].image.shape[:2]
+            g = gaps(R, recs, patch)
+            print(f"  {name} ({h} x {w} px), {patch} px patches ({int(g['patches'])}): alone {g['alone']:.1f}, "
+                  f"in the image {g['inside']:.1f}, gap {g['gap']:+.1%}, mean |gap| per patch {g['mean_abs_gap']:.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Which way the cycles move R and D, and how much of M^R is D's: per cycle t of one cached transfer run, the signed
+count bias (mean predicted minus mean true count) of R_t and D_t on the target test scenes, and Eq. 8's W (mean over
+the unlabelled target training windows, and the share of M^R's total that comes from Psi(D_t)).
+
+This reads target test labels, so it is an explanation of committed results only: nothing in the method or the
+profiles is chosen from it. It trains (or reads from the cache) the run notebook 51 uses for the transfer and seed.
+
+Usage: ``PYTHONPATH=. .venv/bin/python benchmarks/bkt_cycle_drift.py --transfer B A --seed 0``.
+
+Measured on 2026-12-08 at 28f33ef (r_context image, seed 0, 48 test windows; bias = mean predicted - mean true):
+
+- B->A (true mean 167.8), cycles 0..5: R bias -47.5, -48.5, -49.7, -51.2, -53.0, -55.2; D -130.2, -132.3, -125.3,
+  -113.2, -96.1, -111.0; M^R -45.7, -46.5, -47.3, -47.3, -45.9, -51.1; D's threshold 0.045 -> 0.24; mean W on the
+  training windows 0.025, 0.057, 0.106, 0.157, 0.234, 0.230; Psi(D)'s share of M^R 3.1% -> 27.9% at cycle 4.
+- A->B (true mean 22.9): R bias +4.2 -> +4.0; D -13.9 -> -7.6 (cycle 4); M^R +4.8 -> +5.9; mean W 0.006 -> 0.175;
+  Psi(D)'s share 3.4% -> 32.3%.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
+    ap.add_argument("--transfer", nargs=2, default=["B", "A"], metavar=("SRC", "TGT"), help="source and target keys")
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    a = ap.parse_args()
+
+    from crowdlib.methods import bkt
+    from crowdlib.methods.bkt.profile import run_config
+    from crowdlib.methods.bkt.study import setting_config
+    from crowdlib.repro import fixed_threads
+
+    p = yaml.safe_load(Path(a.params).read_text())
+    cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
+    res = bkt.get_or_run_transfer(cfg, progress=True)
+    test = bkt.domain_records(cfg["target"], "test")
+    train = bkt.unlabeled(bkt.domain_records(cfg["target"], "train"))
+    gt = np.array([r.count for r in test], np.float64)
+    print(f"{a.transfer[0]}->{a.transfer[1]} seed {a.seed}: {len(test)} target test scenes, mean true count "
+          f"{gt.mean():.1f}; r_context {cfg['r_context']}")
+    print("cycle | R bias | D bias | M^R bias | D threshold | mean W (train windows) | Psi(D)'s share of M^R")
+    with fixed_threads(1), torch.no_grad():
+        for t in range(len(res["cycles"]) + 1):
+            m = bkt.cycle_models(cfg, res, t)
+
+            def labs(recs):
+                return [bkt.pseudo_labels(r, m["regressor"], m["detector"], m["phi"], {**cfg, "fusion": True},
+                                          det_threshold=m["det_threshold"], det_nms_iou=m["det_nms_iou"],
+                                          phi_threshold=m.get("phi_threshold")) for r in recs]
+
+            lt, lr = labs(test), labs(train)
+            r = np.array([float(np.clip(x["cells"], 0, None).sum()) for x in lt])
+            d = np.array([len(x["detections"]["points"]) for x in lt], np.float64)
+            f = np.array([float(x["density"].sum()) for x in lt])
+            w = np.mean([float(x["weight"].mean()) for x in lr])
+            share = sum(float((x["weight"] * x["psi"]).sum()) for x in lr) / max(
+                sum(float(x["density"].sum()) for x in lr), 1e-9)
+            print(f"{t} | {r.mean() - gt.mean():+.1f} | {d.mean() - gt.mean():+.1f} | {f.mean() - gt.mean():+.1f} | "
+                  f"{m['det_threshold']:.3g} | {w:.4f} | {share:.2%}", flush=True)
+
+if __name__ == "__main__":
+    main()
