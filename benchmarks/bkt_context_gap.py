@@ -1,5 +1,5 @@
 """How much context a cycle's patch loses: R_0's count over a patch cut out alone against R_0's count over the same
-region of the whole image, in the default profile's regime (80 px patches of 224 x 320 windows) and in the
+region of the whole image (and D_0's detections in it, alone and in the image), in the default profile's regime (80 px patches of 224 x 320 windows) and in the
 paper's (224 px patches of the full, calibrated-size scene: sha_like 640 x 960, shb_like 768 x 1024).
 
 Only unlabelled target images are read (their labels are never touched) and R_0 comes from the source stages, so
@@ -49,6 +49,29 @@ def gaps(R, records, patch: int) -> dict[str, float]:
             "mean_abs_gap": float(np.mean(np.abs(a[keep] / i[keep] - 1.0))) if keep.any() else float("nan")}
 
 
+def d_gaps(D, records, patch: int, threshold: float, nms_iou: float) -> dict[str, float]:
+    """D's detections (score above ``threshold``) inside every non-overlapping ``patch``: D run on the patch alone
+    against D run on the whole image, and the mean score of those detections."""
+    from crowdlib.methods.bkt.fusion import patch_grid
+    from crowdlib.methods.bkt.infer import image_tensor, run_detector
+
+    alone, inside, s_alone, s_inside = 0, 0, [], []
+    for rec in records:
+        img = image_tensor(rec)
+        det = run_detector(D, img, threshold=threshold, nms_iou=nms_iou)[0]
+        for y, x in patch_grid(img.shape[-2:], patch):
+            pts = det["points"]
+            m = (pts[:, 0] >= x) & (pts[:, 0] < x + patch) & (pts[:, 1] >= y) & (pts[:, 1] < y + patch)
+            inside += int(m.sum())
+            s_inside.extend(det["scores"][m].tolist())
+            d = run_detector(D, img[..., y:y + patch, x:x + patch], threshold=threshold, nms_iou=nms_iou)[0]
+            alone += len(d["points"])
+            s_alone.extend(d["scores"].tolist())
+    return {"alone": float(alone), "inside": float(inside), "gap": alone / max(inside, 1) - 1.0,
+            "score_alone": float(np.mean(s_alone)) if s_alone else float("nan"),
+            "score_inside": float(np.mean(s_inside)) if s_inside else float("nan")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
@@ -58,7 +81,8 @@ def main() -> None:
     ap.add_argument("--paper-patch", type=int, default=224, help="patch side in the paper's regime, px (paper 224)")
     a = ap.parse_args()
 
-    from crowdlib.methods.bkt.data import domain_records, unlabeled
+    from crowdlib.methods.bkt.cycles import refit_det_threshold
+    from crowdlib.methods.bkt.data import domain_records, split_source, unlabeled
     from crowdlib.methods.bkt.profile import run_config
     from crowdlib.methods.bkt.study import setting_config
     from crowdlib.methods.bkt.train import source_models
@@ -66,7 +90,11 @@ def main() -> None:
 
     p = yaml.safe_load(Path(a.params).read_text())
     cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
-    R = source_models(cfg)["regressor"].eval()
+    models = source_models(cfg)
+    R, D, nms = models["regressor"].eval(), models["detector"].eval(), float(models["det_nms_iou"])
+    thr = float(models["det_threshold"])
+    if cfg["d_threshold"] == "refit":  # D_0's counting threshold as the cycles start (source validation only)
+        thr = refit_det_threshold(D, split_source(domain_records(cfg["source"], "train"), cfg)[1], nms_iou=nms)
     spec = {**copy.deepcopy(cfg["target"]), "n": int(a.scenes)}
     full_spec = {**spec, "window": None}
     print(f"{a.transfer[0]}->{a.transfer[1]} seed {a.seed}: R_0 of the source stages, {a.scenes} unlabelled "
@@ -79,6 +107,10 @@ def main() -> None:
             g = gaps(R, recs, patch)
             print(f"  {name} ({h} x {w} px), {patch} px patches ({int(g['patches'])}): alone {g['alone']:.1f}, "
                   f"in the image {g['inside']:.1f}, gap {g['gap']:+.1%}, mean |gap| per patch {g['mean_abs_gap']:.1%}")
+            g = d_gaps(D, recs, patch, thr, nms)
+            print(f"    D_0 (threshold {thr:.3g}): {g['alone']:.0f} detections in the patches alone, {g['inside']:.0f} "
+                  f"in the image, gap {g['gap']:+.1%}; mean score {g['score_alone']:.3f} alone, "
+                  f"{g['score_inside']:.3f} in the image", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ PARAMS = {"domains": {"A": "sha_like", "B": "shb_like"}, "image_sizes": {"sha_li
           "batch_size": 2, "reg_steps": 3, "reg_lr": 1e-4, "reg_ssim": 0.0, "phi_steps": 2, "phi_lr": 1e-4, "phi_crop": 32, "phi_loss": "focal_ce",
           "det_epochs": 1, "det_max_steps": 2, "eval_every": 1, "val_fraction": 0.5, "sigma_factor": 0.25,
           "truncate": 2.0, "patch": 32, "patches_per_image": 2, "r_range": [0.5, 0.7], "cycles": 1, "max_cycles": 2,
-          "cycle_steps": 1, "cycle_batch": 2, "r_lr": 1e-6, "d_lr": 1e-5, "d_threshold": "refit", "d_loss": "csp", "r_context": "image",
+          "cycle_steps": 1, "cycle_batch": 2, "r_lr": 1e-6, "d_lr": 1e-5, "d_threshold": "refit", "d_loss": "csp", "r_context": "image", "d_context": "image",
           "phi_threshold": "refit",
           "threads": 1}
 

@@ -52,7 +52,9 @@ def test_make_config_names_bad_keys():
         bkt.make_config(patch=100)
     with pytest.raises(ValueError, match="r_context"):
         bkt.make_config(r_context="window")
-    assert bkt.make_config()["r_context"] == "image"
+    with pytest.raises(ValueError, match="d_context"):
+        bkt.make_config(d_context="crop")
+    assert bkt.make_config()["r_context"] == bkt.make_config()["d_context"] == "image"
     cfg = bkt.make_config(phi={"loss": "mse"})
     assert cfg["phi"]["loss"] == "mse" and cfg["phi"]["threshold"] == 0.2  # nested dicts merge
 
@@ -127,7 +129,7 @@ def test_ablation_settings_run(tiny):
     cfg, cache = tiny
     records = bkt.domain_records(cfg["target"], "train")
     for over in ({"fusion": False}, {"selection": "random"}, {"d_score": "map", "r_range_mode": "max"},
-                 {"r_context": "patch"}):
+                 {"r_context": "patch", "d_context": "patch"}):
         c = bkt.make_config(**{**TINY, **over})
         out = bkt.transfer_cycles(c, _models(c, cache), records)
         assert out[0]["n_r_patches"] == 2 * len(records)
@@ -348,3 +350,38 @@ def test_finetune_regressor_in_context_moves_only_the_last_layers_toward_the_pat
         assert torch.equal(v, before[k]) == (k not in names), k
     assert all(q.requires_grad for q in model.parameters())  # the frozen layers are restored
     assert not model.training
+
+
+def test_detector_patch_outputs_and_targets_in_image_and_patch_context():
+    from crowdlib.methods.bkt.cycles import _detector_patch_outputs, detector_batch
+    from crowdlib.methods.sdnet import build_detector
+
+    cfg = bkt.detector_config(bkt.make_config(**TINY))
+    cfg = {**cfg, "model": {**cfg["model"], "pretrained": False}}
+    torch.manual_seed(0)
+    model = build_detector(cfg)[0].eval()
+    s = int(model.stride)
+    img = torch.rand(3, 64, 96, generator=torch.Generator().manual_seed(3))
+    y, x, p = 32, 64, 32
+    head = {"points": np.array([[10.0, 12.0]], np.float32), "sizes": np.array([6.0], np.float32),
+            "crowdedness": np.array([1.0], np.float32)}
+    whole_crop = {"image": img, "at": (y, x, p), **head}
+    alone_crop = {"image": img[:, y:y + p, x:x + p].contiguous(), **head}
+    xw, tw = detector_batch([whole_crop], s)
+    xa, ta = detector_batch([alone_crop], s)
+    assert xw.shape == (1, 3, 64, 96) and xa.shape == (1, 3, p, p)
+    for k in tw:  # the same targets: the patch's, at the patch's size
+        assert torch.equal(tw[k], ta[k]), k
+    assert tw["center"].shape[-2:] == (p // s, p // s)
+    with torch.no_grad():
+        ow = _detector_patch_outputs(model, [whole_crop], xw, s)
+        full = model(xw)
+        oa = _detector_patch_outputs(model, [alone_crop], xa, s)
+        alone = model(xa)
+    for k in full:
+        assert ow[k].shape == oa[k].shape == tw["center"].shape[:1] + full[k].shape[1:2] + (p // s, p // s)
+        assert torch.equal(ow[k], full[k][..., y // s:(y + p) // s, x // s:(x + p) // s])
+        assert torch.equal(oa[k], alone[k])
+    assert not torch.equal(ow["center_logits"], oa["center_logits"])  # the context reaches the patch's cells
+    with pytest.raises(ValueError, match="square"):
+        detector_batch([{"image": img, **head}], s)

@@ -73,6 +73,7 @@ d_threshold = "refit"  # D's counting threshold: "source" (chosen on the source 
 phi_threshold = "refit"  # Phi's binarisation: "paper" (phi.threshold 0.2 for every loss), "refit" (the count-MAE minimiser of Phi(R_0)'s points on the source validation split) (paper: 0.2 for its L_Phi; default profile: refit)
 d_loss = "csp"  # D's loss in the cycles: "csp" (centre cross-entropy + smooth-L1 sizes), "sdnet" (Crowd-SDNet's crowdedness-aware size loss, D_0's source loss) (paper: CSP's, Sec. 3.1)
 r_context = "image"  # what R sees when fine-tuned on a patch: "image" (the whole image, loss on the patch's cells), "patch" (the patch cut out alone) (paper: 224 px patches cut from ~1024 px images, little context lost; default profile: image)
+d_context = "image"  # what D sees when fine-tuned on a patch: "image" (the whole image, CSP loss on the patch's cells), "patch" (the patch cut out alone) (paper: 224 px patches cut from ~1024 px images; default profile: image)
 threads = 1  # threads per run (the study runs one run per core)
 progress = False  # print a line per cycle
 """
@@ -151,8 +152,10 @@ BUDGET_MD = """
        alone counts 19.2% less than over the same region of the whole window (B→A, unlabelled target windows, seed 0;
        31.1% more on A→B; `benchmarks/bkt_fusion_probe.py`), and fine-tuning on the patch alone pulled R toward
        that gap whatever the fusion (the runs up to 988b381). R therefore sees the whole window and its loss is taken
-       on the patch's output cells (`"image"`); `"patch"` is the literal crop. D is still fine-tuned on the patch
-       alone (its crop gap was not measured).
+       on the patch's output cells (`"image"`); `"patch"` is the literal crop. D's gap is larger: D_0 finds 100% more
+       heads in an 80 px patch alone than in the same region of its window on B→A and 53% fewer on A→B, against
+       +28% and -11% for 224 px patches of whole scenes (`benchmarks/bkt_context_gap.py`), so D too sees the whole
+       window and its CSP loss is taken on the patch's output cells (`d_context`).
      - **D's counting threshold** (`d_threshold`; the paper names none): D_0's, chosen on the source validation split,
        sat on the floor (0.05) of Crowd-SDNet's grid, and the cycles move D's scores across it
        (`benchmarks/bkt_d_probe.py`, source validation and unlabelled target windows only): on A→B (seed 2) D's

@@ -35,7 +35,10 @@ method's values default to the paper's (Secs. 3-4.2); budgets (steps, image size
   only, so R meets the patch in the context it has at inference; ``"patch"``, the patch cut out alone, the paper's
   literal crop. The paper's 224 px patches on ~1024 px images lose little context at their borders; a patch of a
   small window loses much (R_0 on an 80 px patch alone counts 19% less than in its 224 x 320 window on B->A, 31% more
-  on A->B), and fine-tuning on it pulls R toward that gap, not toward the fused map).
+  on A->B), and fine-tuning on it pulls R toward that gap, not toward the fused map), ``d_context`` (the same for
+  D: ``"image"`` (default), D sees the whole image and the CSP loss is taken on its output cells over the patch;
+  ``"patch"``, the patch alone; D_0 finds twice as many heads in an 80 px patch alone as in the same region of its
+  window on B->A, half as many on A->B).
 - ``d_threshold``: D's counting threshold (the paper names none). ``"source"``: the one chosen on the source
   validation split when D_0 was trained (Crowd-SDNet's grid 0.05-0.95), kept through the cycles; ``"refit"``:
   re-chosen on the same source validation split for D_0 and after each cycle's fine-tuning, on a grid reaching
@@ -98,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "cycle_batch": 2,
     "keep_bn": True,
     "r_context": "image",
+    "d_context": "image",
     "d_threshold": "source",
     "d_loss": "csp",
     "phi_threshold": "paper",
@@ -111,7 +115,8 @@ SHARED_KEYS = ("source", "val_fraction", "split_seed", "sigma_factor", "truncate
 _NESTED = ("source", "target", "regressor", "phi")
 _CHOICES = {"gt_sizes": ("luda", "true"), "selection": ("paper", "random"), "r_range_mode": ("rank", "max"),
             "d_score": ("detections", "map"), "d_threshold": ("source", "refit"),
-            "d_loss": ("csp", "sdnet"), "phi_threshold": ("paper", "refit"), "r_context": ("image", "patch")}
+            "d_loss": ("csp", "sdnet"), "phi_threshold": ("paper", "refit"), "r_context": ("image", "patch"),
+            "d_context": ("image", "patch")}
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,18 @@
 """The self-supervised cycles on the target (Sec. 3.4) and the scoring of any cycle's models.
 
 :func:`run_transfer` is the ``train`` function of a full run config (cache ``"bkt"``, stage ``"transfer"``): it
-fetches R_0, D_0 and Phi from the source stages, then for ``t = 0 .. T-1``: infers and fuses on every target
-training image (:func:`~.infer.pseudo_labels`), selects two patches per image for R and two for D
-(:func:`~.fusion.select_patches`), and fine-tunes R's last ``r_layers`` layers (Adam ``r_lr``, loss R's own: MSE +
-its DMS-SSIM weight) on the fused density crops (R sees the whole image or the patch alone: ``r_context``), and D
-(Adam ``d_lr``, loss ``d_loss``: CSP's by default, Crowd-SDNet's crowdedness-aware one as the alternative) on CSP
-targets built from the fused detections in its patches (boxes of their sizes, crowdedness ``|R_j|`` from LUDA on the
-image's fused points). The target images enter through :func:`~.data.unlabeled` only: no target label reaches
-training or any choice. It stores, per cycle ``t = 1..T``, R's fine-tuned parameters and D's state, so that Table
-3's rows come from one run and Tables 1-2 read cycle ``T``. With ``d_threshold="refit"`` D's counting threshold is
-re-chosen on the labelled *source* validation split for D_0 and after every cycle (:func:`refit_det_threshold`) and
-stored with the cycle; each cycle's pseudo labels use the current one.
+fetches R_0, D_0 and Phi from the source stages, then for ``t = 0 .. T-1``: infers and fuses on every target training
+image (:func:`~.infer.pseudo_labels`), selects two patches per image for R and two for D
+(:func:`~.fusion.select_patches`), and fine-tunes R's last ``r_layers`` layers (Adam ``r_lr``, loss R's own: MSE + its
+DMS-SSIM weight) on the fused density crops (R sees the whole image or the patch alone: ``r_context``), and D (Adam
+``d_lr``, loss ``d_loss``: CSP's by default, Crowd-SDNet's crowdedness-aware one as the alternative; the whole image
+or the patch alone: ``d_context``) on CSP targets built from the fused detections in its patches (boxes of their
+sizes, crowdedness ``|R_j|`` from LUDA on the image's fused points). The target images enter through
+:func:`~.data.unlabeled` only: no target label reaches training or any choice. It stores, per cycle ``t = 1..T``, R's
+fine-tuned parameters and D's state, so that Table 3's rows come from one run and Tables 1-2 read cycle ``T``. With
+``d_threshold="refit"`` D's counting threshold is re-chosen on the labelled *source* validation split for D_0 and
+after every cycle (:func:`refit_det_threshold`) and stored with the cycle; each cycle's pseudo labels use the current
+one.
 """
 from __future__ import annotations
 
@@ -103,15 +104,28 @@ def finetune_regressor(model: torch.nn.Module, criterion: torch.nn.Module, crops
     return total / int(steps)
 
 
+def _at(crop: Mapping[str, Any]) -> tuple[int, int, int]:
+    """``(y, x, P)`` of a D crop: where its patch lies in its image (the whole image when the crop has no ``"at"``)."""
+    if "at" in crop:
+        return tuple(int(v) for v in crop["at"])  # type: ignore[return-value]
+    h, w = crop["image"].shape[-2:]
+    if h != w:
+        raise ValueError(f"detector_batch: a crop without 'at' must be a square patch, got {h} x {w}")
+    return 0, 0, int(h)
+
+
 def detector_batch(crops: Sequence[dict[str, Any]], stride: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Images ``(B, 3, P, P)`` and CSP target maps (:func:`crowdlib.targets.csp.csp_targets`, window 5, no offset;
-    the crowdedness written into the size window) of D patches ``{"image", "points", "sizes", "crowdedness"}``."""
+    """Images ``(B, 3, H, W)`` and CSP target maps of each crop's ``P x P`` patch
+    (:func:`crowdlib.targets.csp.csp_targets`, window 5, no offset; the crowdedness written into the size window) of
+    D crops ``{"image", "points", "sizes", "crowdedness"}`` (points in patch pixels) with ``"at": (y, x, P)`` where
+    the patch lies in the image (``d_context="image"``; without it the image is the patch)."""
     from crowdlib.targets.csp import csp_targets
 
     x = torch.stack([c["image"] for c in crops])
     maps: dict[str, list[np.ndarray]] = {}
     for c in crops:
-        t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), tuple(x.shape[-2:]), stride=int(stride),
+        p = _at(c)[2]
+        t = csp_targets(c["points"], np.maximum(c["sizes"], 1e-3), (p, p), stride=int(stride),
                         crowdedness=c["crowdedness"], window=5, offset=False)
         for k, v in (("center", t["center"]), ("center_pos", t["center_pos"]), ("log_size", t["log_size"]),
                      ("size_mask", (t["size_weight"] > 0).astype(np.float32)), ("crowdedness", t["size_weight"])):
@@ -119,10 +133,24 @@ def detector_batch(crops: Sequence[dict[str, Any]], stride: int) -> tuple[torch.
     return x, {k: torch.as_tensor(np.stack(v)) for k, v in maps.items()}
 
 
+def _detector_patch_outputs(model: torch.nn.Module, crops: Sequence[dict[str, Any]], x: torch.Tensor,
+                            stride: int) -> dict[str, torch.Tensor]:
+    """D's output maps over each crop's patch: D runs on the crops' images ``x`` and every map is cut to the
+    patch's cells."""
+    out = model(x)
+    cut: dict[str, list[torch.Tensor]] = {}
+    for j, c in enumerate(crops):
+        y, x0, p = (v // stride for v in _at(c))
+        for k, v in out.items():
+            cut.setdefault(k, []).append(v[j, :, y:y + p, x0:x0 + p])
+    return {k: torch.stack(v) for k, v in cut.items()}
+
+
 def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops: Sequence[dict[str, Any]], *,
                       lr: float, steps: int, batch: int, rng: np.random.Generator, keep_bn: bool = True) -> float:
-    """Adam on all of D over ``{"image" (3, P, P), "points", "sizes", "crowdedness"}`` patches (targets of
-    :func:`detector_batch`); returns the mean loss."""
+    """Adam on all of D over ``{"image" (3, H, W), "points", "sizes", "crowdedness"[, "at"]}`` crops: the CSP loss
+    on D's output cells over each crop's patch against the targets of :func:`detector_batch` (the image is the
+    patch itself without ``"at"``, or the whole image with ``"at": (y, x, P)``); returns the mean loss."""
     if not crops or steps < 1:
         return 0.0
     opt = torch.optim.Adam(model.parameters(), lr=float(lr))
@@ -132,9 +160,9 @@ def finetune_detector(model: torch.nn.Module, criterion: torch.nn.Module, crops:
         model.train()
         if keep_bn:
             _freeze_bn(model)
-        idx = rng.permutation(len(crops))[: int(batch)]
-        x, targets = detector_batch([crops[i] for i in idx], stride)
-        loss = criterion(model(x), targets)["loss"]
+        batch_crops = [crops[i] for i in rng.permutation(len(crops))[: int(batch)]]
+        x, targets = detector_batch(batch_crops, stride)
+        loss = criterion(_detector_patch_outputs(model, batch_crops, x, stride), targets)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -207,8 +235,9 @@ def _cycle_patches(records: Sequence[CrowdRecord], models: Mapping[str, Any], cf
                            else (_cut(img, y, x, p).contiguous(), dens, (0, 0, p)))
         for y, x in sel["d"]:
             m = _in_patch(fused["points"], y, x, p)
-            d_crops.append({"image": _cut(img, y, x, p).contiguous(),
-                            "points": fused["points"][m] - np.array([x, y], np.float32),
+            crop = {"image": img, "at": (int(y), int(x), p)} if cfg["d_context"] == "image" else {
+                "image": _cut(img, y, x, p).contiguous()}
+            d_crops.append({**crop, "points": fused["points"][m] - np.array([x, y], np.float32),
                             "sizes": fused["sizes"][m], "crowdedness": np.maximum(crowd[m], 1.0)})
     return r_crops, d_crops, {"pseudo_count_mean": float(np.mean(counts)) if counts else 0.0}
 

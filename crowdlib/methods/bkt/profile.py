@@ -21,7 +21,8 @@ RUN_KEYS = ("backbone", "det_backbone", "det_width", "pretrained", "crop", "batc
             "reg_ssim", "phi_steps", "phi_lr", "phi_crop", "phi_loss", "det_epochs", "det_max_steps", "eval_every",
             "val_fraction",
             "sigma_factor", "truncate", "patch", "patches_per_image", "r_range", "cycles", "max_cycles", "cycle_steps",
-            "cycle_batch", "r_lr", "d_lr", "d_threshold", "d_loss", "r_context", "phi_threshold", "threads")
+            "cycle_batch", "r_lr", "d_lr", "d_threshold", "d_loss", "r_context", "d_context", "phi_threshold",
+            "threads")
 
 
 def _need(p: Mapping[str, Any], keys: tuple[str, ...], who: str) -> None:
@@ -70,7 +71,8 @@ def run_config(p: Mapping[str, Any], src: str, tgt: str) -> dict[str, Any]:
         cycles=max(int(p["cycles"]), int(p["max_cycles"])), r_steps=int(p["cycle_steps"]),
         d_steps=int(p["cycle_steps"]), cycle_batch=int(p["cycle_batch"]), r_lr=float(p["r_lr"]),
         d_lr=float(p["d_lr"]), d_threshold=str(p["d_threshold"]), d_loss=str(p["d_loss"]),
-        r_context=str(p["r_context"]), phi_threshold=str(p["phi_threshold"]), threads=int(p["threads"]))
+        r_context=str(p["r_context"]), d_context=str(p["d_context"]), phi_threshold=str(p["phi_threshold"]),
+        threads=int(p["threads"]))
 
 
 def describe(cfg: Mapping[str, Any]) -> str:
