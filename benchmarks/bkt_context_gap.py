@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bkt_run import add_run_args, run_cfg, source_setup  # noqa: E402
 
 
 def gaps(R, records, patch: int) -> dict[str, float]:
@@ -76,27 +79,17 @@ def d_gaps(D, records, patch: int, threshold: float, nms_iou: float) -> dict[str
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
-    ap.add_argument("--transfer", nargs=2, default=["B", "A"], metavar=("SRC", "TGT"), help="source and target keys")
-    ap.add_argument("--seed", type=int, default=0, help="training seed of the source models (R_0)")
+    add_run_args(ap)
     ap.add_argument("--scenes", type=int, default=12, help="unlabelled target training scenes to measure on")
     ap.add_argument("--paper-patch", type=int, default=224, help="patch side in the paper's regime, px (paper 224)")
     a = ap.parse_args()
 
-    from crowdlib.methods.bkt.cycles import refit_det_threshold
-    from crowdlib.methods.bkt.data import domain_records, split_source, unlabeled
-    from crowdlib.methods.bkt.profile import run_config
-    from crowdlib.methods.bkt.study import setting_config
-    from crowdlib.methods.bkt.train import source_models
+    from crowdlib.methods.bkt.data import domain_records, unlabeled
     from crowdlib.repro import fixed_threads
 
-    p = yaml.safe_load(Path(a.params).read_text())
-    cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
-    models = source_models(cfg)
+    cfg = run_cfg(a)
+    models, thr = source_setup(cfg)
     R, D, nms = models["regressor"].eval(), models["detector"].eval(), float(models["det_nms_iou"])
-    thr = float(models["det_threshold"])
-    if cfg["d_threshold"] == "refit":  # D_0's counting threshold as the cycles start (source validation only)
-        thr = refit_det_threshold(D, split_source(domain_records(cfg["source"], "train"), cfg)[1], nms_iou=nms)
     spec = {**copy.deepcopy(cfg["target"]), "n": int(a.scenes)}
     full_spec = {**spec, "window": None}
     print(f"{a.transfer[0]}->{a.transfer[1]} seed {a.seed}: R_0 of the source stages, {a.scenes} unlabelled "

@@ -22,27 +22,25 @@ mean true count; M^R/R = M^R over R's own map on R's patches):
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bkt_run import add_run_args, run_cfg  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
-    ap.add_argument("--transfer", nargs=2, default=["B", "A"], metavar=("SRC", "TGT"), help="source and target keys")
-    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    add_run_args(ap)
     a = ap.parse_args()
 
     from crowdlib.methods import bkt
-    from crowdlib.methods.bkt.profile import run_config
-    from crowdlib.methods.bkt.study import setting_config
     from crowdlib.repro import fixed_threads
 
-    p = yaml.safe_load(Path(a.params).read_text())
-    cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
+    cfg = run_cfg(a)
     res = bkt.get_or_run_transfer(cfg, progress=True)
     test = bkt.domain_records(cfg["target"], "test")
     train = bkt.unlabeled(bkt.domain_records(cfg["target"], "train"))

@@ -35,18 +35,19 @@ source validation split M^R's count MAE is 3.60 / 12.66 with the raw W against 8
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bkt_run import add_run_args, run_cfg, source_setup  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params/default/51_bkt_transfer.yaml", help="profile YAML of notebook 51")
-    ap.add_argument("--transfer", nargs=2, default=["B", "A"], metavar=("SRC", "TGT"), help="source and target keys")
-    ap.add_argument("--seed", type=int, default=0, help="training seed of the source models")
+    add_run_args(ap)
     ap.add_argument("--floor", type=float, default=0.005, help="low score floor for the uncut mAP")
     a = ap.parse_args()
 
@@ -55,20 +56,11 @@ def main() -> None:
     from crowdlib.methods.bkt.evaluate import localization_map
     from crowdlib.methods.bkt.fusion import select_patches
     from crowdlib.methods.bkt.infer import image_tensor, predict_cells, pseudo_labels, run_detector
-    from crowdlib.methods.bkt.profile import run_config
-    from crowdlib.methods.bkt.study import setting_config
-    from crowdlib.methods.bkt.train import source_models
     from crowdlib.repro import fixed_threads
 
-    p = yaml.safe_load(Path(a.params).read_text())
-    cfg = {k: v for k, v in setting_config(run_config(p, *a.transfer), {}, a.seed).items() if k != "stage"}
-    models = source_models(cfg)
-    R, D, thr = models["regressor"], models["detector"], float(models["det_threshold"])
-    if cfg["d_threshold"] == "refit":
-        from crowdlib.methods.bkt.cycles import refit_det_threshold
-
-        thr = refit_det_threshold(D, split_source(domain_records(cfg["source"], "train"), cfg)[1],
-                                  nms_iou=float(models["det_nms_iou"]))
+    cfg = run_cfg(a)
+    models, thr = source_setup(cfg)
+    R, D = models["regressor"], models["detector"]
     p_sz = int(cfg["patch"])
     rng = np.random.default_rng([a.seed, 17])
     scores, w_img, w_patch, own, fused, crop_sum, full_sum = [], [], [], [], [], [], []
